@@ -1,0 +1,6 @@
+//! Full data migration: key-range chunks copied by parallel workers, each chunk committed with its checkpoint.
+
+pub mod plan;
+pub mod worker;
+
+pub use worker::{run, CopyOptions, CopyReport};

@@ -1,0 +1,256 @@
+//! Runs the full copy: a planner stores each table's chunk plan, N workers copy pending chunks, and each chunk's
+//! rows commit on the destination in one transaction with the record that the chunk is done.
+
+use super::plan::{self, Range};
+use crate::codes;
+use crate::error::{Error, Result, ResultExt};
+use crate::meta::{ChunkRow, Meta};
+use crate::mysql::conn::{Role, Server};
+use crate::mysql::quote::ident;
+use crate::progress::CopyProgress;
+use crate::schema::model::Table;
+use crate::value::Value;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, TxOpts};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Mutex};
+use tracing::{debug, info, warn};
+
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub workers: usize,
+    pub chunk_rows: u64,
+    /// Upper bound of one INSERT statement's size (further capped by the destination's max_allowed_packet).
+    pub batch_bytes: usize,
+    /// Attempts per chunk for transient failures (deadlock, lost connection).
+    pub chunk_attempts: u32,
+    /// Upper bound of chunks per table (the last chunk takes the rest).
+    pub chunks_per_table_max: usize,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            workers: 4,
+            chunk_rows: 10_000,
+            batch_bytes: 4 << 20,
+            chunk_attempts: 5,
+            chunks_per_table_max: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CopyReport {
+    pub tables: usize,
+    pub rows_copied: u64,
+    pub chunks_copied: u64,
+    /// Chunks an earlier run had already committed.
+    pub chunks_skipped: u64,
+    pub seconds: f64,
+}
+
+struct Job {
+    table: Arc<Table>,
+    chunk_no: u32,
+    range: Range,
+    /// Chunks of this table still to copy, shared by its jobs; the last one to finish reports the table done.
+    remaining: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Copies `tables` from `src` to `dst`, resuming any plan recorded in `meta`.
+pub async fn run(
+    src: &Server,
+    dst: &Server,
+    meta: &Meta,
+    tables: &[Table],
+    opts: &CopyOptions,
+    progress: Arc<CopyProgress>,
+) -> Result<CopyReport> {
+    let started = Instant::now();
+    let workers = opts.workers.max(1);
+    let src_pool = src.pool(Role::ReadRows, workers + 1);
+    let dst_pool = dst.pool(Role::Write, workers + 1);
+    let mut ctl = dst_pool.get_conn().await.ctx("destination")?;
+    let packet: Option<u64> = ctl.query_first("SELECT @@max_allowed_packet").await.ctx("destination")?;
+    let batch_bytes = opts.batch_bytes.min(packet.map(|p| (p / 2) as usize).unwrap_or(opts.batch_bytes)).max(64 << 10);
+
+    let (tx, rx) = mpsc::channel::<Job>(workers * 4);
+    let rx = Arc::new(Mutex::new(rx));
+    let report = Arc::new(std::sync::Mutex::new(CopyReport { tables: tables.len(), ..Default::default() }));
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let rx = rx.clone();
+        let (src_pool, dst_pool, meta, progress, report) =
+            (src_pool.clone(), dst_pool.clone(), meta.clone(), progress.clone(), report.clone());
+        let attempts = opts.chunk_attempts.max(1);
+        set.spawn(async move {
+            loop {
+                let job = { rx.lock().await.recv().await };
+                let Some(job) = job else { return Ok::<(), Error>(()) };
+                let rows = copy_with_retries(&src_pool, &dst_pool, &meta, &job, batch_bytes, attempts, w).await?;
+                progress.rows(&job.table.display_name(), rows);
+                if job.remaining.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                    progress.table_done(&job.table.display_name());
+                    info!(table = %job.table.display_name(), "table copied");
+                }
+                if let Ok(mut r) = report.lock() {
+                    r.rows_copied += rows;
+                    r.chunks_copied += 1;
+                }
+            }
+        });
+    }
+
+    // The planner: one table at a time, plan stored before any of its chunks is handed out.
+    let planner = async {
+        let mut ctl = ctl;
+        // Planning reads keys like the copy does (raw bytes, UTC), so bounds compare the same way.
+        let mut splan = src_pool.get_conn().await.ctx("source")?;
+        for t in tables {
+            let t = Arc::new(t.clone());
+            let chunks = match meta.chunks(&mut ctl, &t.db, &t.name).await? {
+                Some(c) => c,
+                None => {
+                    let ranges = plan::plan_table(&mut splan, &t, opts.chunk_rows, opts.chunks_per_table_max).await?;
+                    let rows: Vec<ChunkRow> = ranges
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| -> Result<ChunkRow> {
+                            Ok(ChunkRow {
+                                chunk_no: i as u32,
+                                lo: r.lo.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?,
+                                hi: r.hi.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?,
+                                done: false,
+                                rows: 0,
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                    meta.save_plan(&mut ctl, &t.db, &t.name, t.key.as_ref().map(|k| k.name.as_str()), t.rows_estimate, &rows).await?;
+                    debug!(table = %t.display_name(), chunks = rows.len(), "planned");
+                    rows
+                }
+            };
+            let done_rows: u64 = chunks.iter().filter(|c| c.done).map(|c| c.rows).sum();
+            let pending: Vec<&ChunkRow> = chunks.iter().filter(|c| !c.done).collect();
+            if let Ok(mut r) = report.lock() {
+                r.chunks_skipped += (chunks.len() - pending.len()) as u64;
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            progress.table_started(&t.display_name(), t.rows_estimate, done_rows);
+            let remaining = Arc::new(std::sync::atomic::AtomicU32::new(pending.len() as u32));
+            for c in pending {
+                let range = Range { lo: parse_bound(c.lo.as_deref())?, hi: parse_bound(c.hi.as_deref())? };
+                let job = Job { table: t.clone(), chunk_no: c.chunk_no, range, remaining: remaining.clone() };
+                if tx.send(job).await.is_err() {
+                    // Every worker stopped: their error is reported below.
+                    return Ok(());
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let planned = planner.await;
+    drop(tx);
+    let mut first_err = planned.err();
+    while let Some(res) = set.join_next().await {
+        let res = res.unwrap_or_else(|e| Err(Error::definite(&codes::SQL_OTHER, format!("copy worker died: {e}"))));
+        if let Err(e) = res {
+            if first_err.is_none() {
+                first_err = Some(e);
+                set.abort_all();
+            }
+        }
+    }
+    let _ = src_pool.disconnect().await;
+    let _ = dst_pool.disconnect().await;
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    progress.finish();
+    let mut r = report.lock().map(|r| r.clone()).unwrap_or_default();
+    r.seconds = started.elapsed().as_secs_f64();
+    Ok(r)
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::definite(&codes::META_CORRUPT, format!("chunk bound: {e}"))
+}
+
+fn parse_bound(s: Option<&str>) -> Result<Option<Vec<Value>>> {
+    s.map(|s| serde_json::from_str(s).map_err(json_err)).transpose()
+}
+
+async fn copy_with_retries(
+    src: &Pool,
+    dst: &Pool,
+    meta: &Meta,
+    job: &Job,
+    batch_bytes: usize,
+    attempts: u32,
+    worker: usize,
+) -> Result<u64> {
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match copy_chunk(src, dst, meta, job, batch_bytes).await {
+            Ok(rows) => return Ok(rows),
+            Err(e) if e.is_transient() && attempt < attempts => {
+                warn!(worker, table = %job.table.display_name(), chunk = job.chunk_no, attempt, error = %e, "retrying chunk");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(e.context(format!("copying {} chunk {}", job.table.display_name(), job.chunk_no)))
+            }
+        }
+    }
+}
+
+/// Copies one chunk in one destination transaction that also marks it done: all or nothing.
+async fn copy_chunk(src: &Pool, dst: &Pool, meta: &Meta, job: &Job, batch_bytes: usize) -> Result<u64> {
+    let t = &job.table;
+    let cols: Vec<usize> = t.writable_columns().map(|(i, _)| i).collect();
+    let col_refs: Vec<&crate::schema::model::Column> = cols.iter().map(|&i| &t.columns[i]).collect();
+    let sql = plan::select_chunk_sql(t, &cols, job.range.lo.as_deref(), job.range.hi.as_deref())?;
+    let prefix = format!(
+        "INSERT INTO {} ({}) VALUES ",
+        t.qualified(),
+        col_refs.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ")
+    );
+
+    let mut dconn = dst.get_conn().await?;
+    let mut tx = dconn.start_transaction(TxOpts::default()).await?;
+    let mut sconn = src.get_conn().await?;
+    let mut result = sconn.exec_iter(sql, ()).await?;
+    let mut batch = String::with_capacity(batch_bytes.min(1 << 20));
+    let mut rows = 0u64;
+    while let Some(row) = result.next().await? {
+        let values = plan::decode_row(row, &col_refs)?;
+        batch.push_str(if batch.is_empty() { &prefix } else { "," });
+        batch.push('(');
+        for (i, (v, c)) in values.iter().zip(&col_refs).enumerate() {
+            if i > 0 {
+                batch.push(',');
+            }
+            v.write_literal(c, &mut batch)?;
+        }
+        batch.push(')');
+        rows += 1;
+        if batch.len() >= batch_bytes {
+            tx.query_drop(&batch).await?;
+            batch.clear();
+        }
+    }
+    drop(result);
+    if !batch.is_empty() {
+        tx.query_drop(&batch).await?;
+    }
+    tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows)).await?;
+    tx.commit().await?;
+    Ok(rows)
+}

@@ -1,0 +1,408 @@
+//! Reads the selected databases, tables, views, routines, triggers and events from the source.
+
+use super::model::*;
+use super::rewrite;
+use crate::codes;
+use crate::config::{is_system_schema, Objects};
+use crate::error::{Error, Result, ResultExt};
+use crate::mysql::quote;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The text of column `i`, or None for SQL NULL. information_schema answers in utf8.
+pub fn text(row: &Row, i: usize) -> Option<String> {
+    match row.as_ref(i)? {
+        mysql_async::Value::NULL => None,
+        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        mysql_async::Value::Int(v) => Some(v.to_string()),
+        mysql_async::Value::UInt(v) => Some(v.to_string()),
+        other => Some(other.as_sql(true)),
+    }
+}
+
+fn required(row: &Row, i: usize, what: &str) -> Result<String> {
+    text(row, i).ok_or_else(|| {
+        Error::definite(
+            &codes::SCH_INTROSPECT,
+            format!("{what}: the server returned NULL (missing privilege?)"),
+        )
+    })
+}
+
+/// The text of the column named `name` (SHOW CREATE ... results are read by column name).
+fn named(row: &Row, name: &str) -> Option<String> {
+    let i = row.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case(name))?;
+    text(row, i)
+}
+
+/// Reads everything the selection names. With whole databases selected, views, routines, triggers and events
+/// come along; with single tables, only those tables.
+pub async fn read(conn: &mut Conn, objects: &Objects, meta_schema: &str) -> Result<SourceSchema> {
+    let mut schema = SourceSchema::default();
+    let mut per_db: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+    for db in &objects.databases {
+        per_db.insert(db.clone(), None);
+    }
+    for t in &objects.tables {
+        if let Some((db, name)) = t.split_once('.') {
+            if let Some(set) = per_db.entry(db.to_string()).or_insert_with(|| Some(BTreeSet::new())) {
+                set.insert(name.to_string());
+            }
+        }
+    }
+    for (db, only_tables) in &per_db {
+        if is_system_schema(db) || db == meta_schema {
+            continue;
+        }
+        let row: Option<Row> = conn
+            .exec_first(
+                "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+                 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (db,),
+            )
+            .await
+            .ctx(format!("reading database {db}"))?;
+        let Some(row) = row else {
+            return Err(Error::definite(
+                &codes::SCH_NOT_FOUND,
+                format!("database `{db}` does not exist on the source"),
+            ));
+        };
+        schema.databases.push(Database {
+            name: db.clone(),
+            charset: required(&row, 1, "database charset")?,
+            collation: required(&row, 2, "database collation")?,
+        });
+        let tables = read_tables(conn, db, only_tables.as_ref(), &mut schema.skipped).await?;
+        if let Some(only) = only_tables {
+            for name in only {
+                if !tables.iter().any(|t| &t.name == name) {
+                    return Err(Error::definite(
+                        &codes::SCH_NOT_FOUND,
+                        format!("table `{db}`.`{name}` does not exist on the source"),
+                    ));
+                }
+            }
+        }
+        schema.tables.extend(tables);
+        if only_tables.is_none() {
+            read_objects(conn, db, &mut schema.objects).await?;
+        }
+    }
+    Ok(schema)
+}
+
+async fn read_tables(
+    conn: &mut Conn,
+    db: &str,
+    only: Option<&BTreeSet<String>>,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<Table>> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+            (db,),
+        )
+        .await
+        .ctx(format!("listing tables of {db}"))?;
+    let mut names = Vec::new();
+    for r in &rows {
+        let name = required(r, 0, "table name")?;
+        if only.is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
+        let ttype = text(r, 1).unwrap_or_default();
+        match ttype.as_str() {
+            "BASE TABLE" => names.push((
+                name,
+                text(r, 2).unwrap_or_default(),
+                text(r, 3).and_then(|s| s.parse().ok()).unwrap_or(0u64),
+            )),
+            "VIEW" | "SYSTEM VIEW" => {}
+            other => skipped.push(format!("{db}.{name}: {other} is not migrated")),
+        }
+    }
+
+    let col_rows: Vec<Row> = conn
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, EXTRA \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            (db,),
+        )
+        .await
+        .ctx(format!("reading columns of {db}"))?;
+    let mut columns: BTreeMap<String, Vec<Column>> = BTreeMap::new();
+    for r in &col_rows {
+        let extra = text(r, 6).unwrap_or_default().to_ascii_uppercase();
+        columns.entry(required(r, 0, "table name")?).or_default().push(Column {
+            name: required(r, 1, "column name")?,
+            data_type: required(r, 2, "data type")?.to_ascii_lowercase(),
+            column_type: required(r, 3, "column type")?,
+            nullable: text(r, 4).as_deref() == Some("YES"),
+            charset: text(r, 5),
+            generated: extra.contains("VIRTUAL GENERATED")
+                || extra.contains("STORED GENERATED")
+                || extra.contains("PERSISTENT GENERATED"),
+        });
+    }
+
+    let idx_rows: Vec<Row> = conn
+        .exec(
+            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+            (db,),
+        )
+        .await
+        .ctx(format!("reading indexes of {db}"))?;
+    let mut indexes: BTreeMap<String, Vec<IndexPart>> = BTreeMap::new();
+    for r in &idx_rows {
+        indexes.entry(required(r, 0, "table name")?).or_default().push(IndexPart {
+            index: required(r, 1, "index name")?,
+            unique: text(r, 2).as_deref() == Some("0"),
+            column: text(r, 3),
+            prefix: text(r, 4).is_some(),
+        });
+    }
+
+    let mut tables = Vec::new();
+    for (name, engine, rows_estimate) in names {
+        let create: Option<Row> = conn
+            .query_first(format!("SHOW CREATE TABLE {}", quote::qualified(db, &name)))
+            .await
+            .ctx(format!("SHOW CREATE TABLE {db}.{name}"))?;
+        let create_sql = create
+            .as_ref()
+            .and_then(|r| text(r, 1))
+            .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("SHOW CREATE TABLE {db}.{name}")))?;
+        let cols = columns.remove(&name).unwrap_or_default();
+        let key = choose_key(&cols, indexes.get(&name).map(Vec::as_slice).unwrap_or(&[]));
+        tables.push(Table {
+            db: db.to_string(),
+            name,
+            columns: cols,
+            key,
+            engine,
+            rows_estimate,
+            create_sql,
+        });
+    }
+    Ok(tables)
+}
+
+/// One row of information_schema.STATISTICS.
+#[derive(Debug, Clone)]
+pub struct IndexPart {
+    pub index: String,
+    pub unique: bool,
+    /// None for a functional key part (MySQL 8).
+    pub column: Option<String>,
+    /// A prefix index (`col(10)`): it cannot identify a row.
+    pub prefix: bool,
+}
+
+/// Types whose order in an index agrees with comparison against a literal (so key ranges are exact).
+fn orderable(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal" | "numeric"
+            | "char" | "varchar" | "binary" | "varbinary" | "date" | "datetime" | "timestamp" | "time" | "year"
+    )
+}
+
+/// The PRIMARY KEY, else the unique key over NOT NULL, orderable, whole columns with the fewest columns.
+pub fn choose_key(columns: &[Column], parts: &[IndexPart]) -> Option<Key> {
+    let mut by_index: BTreeMap<&str, Vec<&IndexPart>> = BTreeMap::new();
+    for p in parts {
+        by_index.entry(p.index.as_str()).or_default().push(p);
+    }
+    let mut candidates: Vec<Key> = Vec::new();
+    for (index, parts) in by_index {
+        if !parts.iter().all(|p| p.unique && !p.prefix) {
+            continue;
+        }
+        let mut cols = Vec::new();
+        for p in &parts {
+            let Some(name) = &p.column else { break };
+            let Some(i) = columns.iter().position(|c| &c.name == name) else { break };
+            if columns[i].nullable || !orderable(&columns[i].data_type) {
+                break;
+            }
+            cols.push(i);
+        }
+        if cols.len() == parts.len() {
+            candidates.push(Key {
+                name: index.to_string(),
+                columns: cols,
+            });
+        }
+    }
+    candidates.sort_by_key(|k| (k.name != "PRIMARY", k.columns.len()));
+    candidates.into_iter().next()
+}
+
+async fn read_objects(conn: &mut Conn, db: &str, out: &mut Vec<Object>) -> Result<()> {
+    // Functions and procedures first: views may call functions.
+    let routines: Vec<Row> = conn
+        .exec(
+            "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
+             ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+            (db,),
+        )
+        .await
+        .ctx(format!("listing routines of {db}"))?;
+    for r in &routines {
+        let name = required(r, 0, "routine name")?;
+        let (kind, show, col) = match text(r, 1).as_deref() {
+            Some("FUNCTION") => (ObjectKind::Function, "FUNCTION", "Create Function"),
+            Some("PROCEDURE") => (ObjectKind::Procedure, "PROCEDURE", "Create Procedure"),
+            _ => continue,
+        };
+        let row: Option<Row> = conn
+            .query_first(format!("SHOW CREATE {show} {}", quote::qualified(db, &name)))
+            .await
+            .ctx(format!("SHOW CREATE {show} {db}.{name}"))?;
+        let row = row.ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("{show} {db}.{name}")))?;
+        out.push(Object {
+            kind,
+            db: db.to_string(),
+            create_sql: named(&row, col).ok_or_else(|| {
+                Error::definite(
+                    &codes::SCH_INTROSPECT,
+                    format!("the body of {show} {db}.{name} is hidden from ferry's account"),
+                )
+            })?,
+            sql_mode: named(&row, "sql_mode"),
+            time_zone: None,
+            name,
+        });
+    }
+
+    let views: Vec<Row> = conn
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+            (db,),
+        )
+        .await
+        .ctx(format!("listing views of {db}"))?;
+    let mut view_objs = Vec::new();
+    for r in &views {
+        let name = required(r, 0, "view name")?;
+        let row: Option<Row> = conn
+            .query_first(format!("SHOW CREATE VIEW {}", quote::qualified(db, &name)))
+            .await
+            .ctx(format!("SHOW CREATE VIEW {db}.{name}"))?;
+        let sql = row
+            .as_ref()
+            .and_then(|r| named(r, "Create View"))
+            .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("SHOW CREATE VIEW {db}.{name}")))?;
+        view_objs.push(Object {
+            kind: ObjectKind::View,
+            db: db.to_string(),
+            name,
+            create_sql: sql,
+            sql_mode: None,
+            time_zone: None,
+        });
+    }
+    out.extend(rewrite::order_views(view_objs)?);
+
+    let triggers: Vec<Row> = conn
+        .exec(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+            (db,),
+        )
+        .await
+        .ctx(format!("listing triggers of {db}"))?;
+    for r in &triggers {
+        let name = required(r, 0, "trigger name")?;
+        let row: Option<Row> = conn
+            .query_first(format!("SHOW CREATE TRIGGER {}", quote::qualified(db, &name)))
+            .await
+            .ctx(format!("SHOW CREATE TRIGGER {db}.{name}"))?;
+        let row = row.ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("TRIGGER {db}.{name}")))?;
+        out.push(Object {
+            kind: ObjectKind::Trigger,
+            db: db.to_string(),
+            create_sql: named(&row, "SQL Original Statement")
+                .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("TRIGGER {db}.{name}")))?,
+            sql_mode: named(&row, "sql_mode"),
+            time_zone: None,
+            name,
+        });
+    }
+
+    let events: Vec<Row> = conn
+        .exec(
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME",
+            (db,),
+        )
+        .await
+        .ctx(format!("listing events of {db}"))?;
+    for r in &events {
+        let name = required(r, 0, "event name")?;
+        let row: Option<Row> = conn
+            .query_first(format!("SHOW CREATE EVENT {}", quote::qualified(db, &name)))
+            .await
+            .ctx(format!("SHOW CREATE EVENT {db}.{name}"))?;
+        let row = row.ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("EVENT {db}.{name}")))?;
+        out.push(Object {
+            kind: ObjectKind::Event,
+            db: db.to_string(),
+            create_sql: named(&row, "Create Event")
+                .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("EVENT {db}.{name}")))?,
+            sql_mode: named(&row, "sql_mode"),
+            time_zone: named(&row, "time_zone"),
+            name,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str, nullable: bool) -> Column {
+        Column {
+            name: name.into(),
+            data_type: ty.into(),
+            column_type: ty.into(),
+            charset: None,
+            nullable,
+            generated: false,
+        }
+    }
+
+    fn part(index: &str, unique: bool, column: &str) -> IndexPart {
+        IndexPart { index: index.into(), unique, column: Some(column.into()), prefix: false }
+    }
+
+    #[test]
+    fn primary_key_wins() {
+        let cols = vec![col("a", "int", false), col("b", "varchar", false)];
+        let parts = vec![part("PRIMARY", true, "a"), part("PRIMARY", true, "b"), part("u", true, "b")];
+        let k = choose_key(&cols, &parts).expect("a key");
+        assert_eq!(k.name, "PRIMARY");
+        assert_eq!(k.columns, vec![0, 1]);
+    }
+
+    #[test]
+    fn unique_not_null_key_is_used_without_pk() {
+        let cols = vec![col("a", "int", true), col("b", "bigint", false), col("c", "int", false)];
+        let parts = vec![part("ua", true, "a"), part("ubc", true, "b"), part("ubc", true, "c"), part("ub", true, "b")];
+        let k = choose_key(&cols, &parts).expect("a key");
+        assert_eq!(k.name, "ub");
+    }
+
+    #[test]
+    fn no_usable_key() {
+        let cols = vec![col("a", "double", false), col("b", "int", false)];
+        let parts = vec![part("PRIMARY", true, "a"), part("ib", false, "b")];
+        assert!(choose_key(&cols, &parts).is_none());
+        let prefix = vec![IndexPart { index: "PRIMARY".into(), unique: true, column: Some("b".into()), prefix: true }];
+        assert!(choose_key(&cols, &prefix).is_none());
+    }
+}

@@ -1,0 +1,6 @@
+//! Schema migration: read the source's objects, rewrite what must change, create them on the destination.
+
+pub mod apply;
+pub mod introspect;
+pub mod model;
+pub mod rewrite;

@@ -1,0 +1,249 @@
+//! One column value as ferry carries it between servers, decoded from the wire and rendered as an exact SQL literal.
+
+use crate::codes;
+use crate::error::{Error, Result};
+use crate::schema::model::Column;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// A value read from a server. Copy rows and (later) binlog rows share this type, so a value is encoded one way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// DECIMAL as the server prints it (exact).
+    Decimal(String),
+    /// Strings, binary strings, BIT, ENUM, SET, spatial values: the bytes as stored, in the column's charset.
+    Bytes(Vec<u8>),
+    /// MySQL's JSON type, as the server's JSON text.
+    Json(Vec<u8>),
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micro: u32,
+    },
+    Time {
+        negative: bool,
+        hours: u32,
+        minute: u8,
+        second: u8,
+        micro: u32,
+    },
+}
+
+impl Value {
+    /// Decodes a binary-protocol value of a column whose information_schema type is `col.data_type`.
+    pub fn from_wire(v: mysql_async::Value, col: &Column) -> Result<Value> {
+        use mysql_async::Value as W;
+        Ok(match v {
+            W::NULL => Value::Null,
+            W::Int(i) => Value::Int(i),
+            W::UInt(u) => Value::UInt(u),
+            W::Float(f) => Value::Float(f),
+            W::Double(d) => Value::Double(d),
+            W::Bytes(b) => match col.data_type.as_str() {
+                "decimal" | "numeric" => Value::Decimal(String::from_utf8(b).map_err(|_| {
+                    Error::definite(
+                        &codes::DATA_DECODE,
+                        format!("DECIMAL column `{}` sent non-text bytes", col.name),
+                    )
+                })?),
+                "json" if col.charset.is_none() => Value::Json(b),
+                _ => Value::Bytes(b),
+            },
+            W::Date(year, month, day, hour, minute, second, micro) => {
+                if col.data_type == "date" {
+                    Value::Date { year, month, day }
+                } else {
+                    Value::DateTime {
+                        year,
+                        month,
+                        day,
+                        hour,
+                        minute,
+                        second,
+                        micro,
+                    }
+                }
+            }
+            W::Time(negative, days, hour, minute, second, micro) => Value::Time {
+                negative,
+                hours: days * 24 + u32::from(hour),
+                minute,
+                second,
+                micro,
+            },
+        })
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Appends the SQL literal that stores exactly this value into `col` (or compares with it in `col`'s collation).
+    pub fn write_literal(&self, col: &Column, out: &mut String) -> Result<()> {
+        match self {
+            Value::Null => out.push_str("NULL"),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::UInt(u) => {
+                let _ = write!(out, "{u}");
+            }
+            // Exponent notation makes the literal a DOUBLE (no DECIMAL detour) and Rust prints the shortest
+            // text that parses back to the same bits, so the stored value is bit-exact. A FLOAT widens to f64
+            // exactly and narrows back exactly.
+            Value::Float(f) => {
+                let _ = write!(out, "{:e}", f64::from(*f));
+            }
+            Value::Double(d) => {
+                let _ = write!(out, "{d:e}");
+            }
+            Value::Decimal(s) => {
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
+                    return Err(Error::definite(
+                        &codes::DATA_DECODE,
+                        format!("DECIMAL value {s:?} in `{}`", col.name),
+                    ));
+                }
+                out.push_str(s);
+            }
+            Value::Bytes(b) => write_bytes(b, col.charset.as_deref(), out),
+            Value::Json(b) => write_bytes(b, Some("utf8mb4"), out),
+            Value::Date { year, month, day } => {
+                let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
+            }
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micro,
+            } => {
+                let _ = write!(
+                    out,
+                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}'"
+                );
+            }
+            Value::Time {
+                negative,
+                hours,
+                minute,
+                second,
+                micro,
+            } => {
+                let sign = if *negative { "-" } else { "" };
+                let _ = write!(out, "'{sign}{hours:02}:{minute:02}:{second:02}.{micro:06}'");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn literal(&self, col: &Column) -> Result<String> {
+        let mut s = String::new();
+        self.write_literal(col, &mut s)?;
+        Ok(s)
+    }
+
+    /// An estimate of the literal's size, for batching by bytes.
+    pub fn literal_len_hint(&self) -> usize {
+        match self {
+            Value::Bytes(b) | Value::Json(b) => 2 * b.len() + 24,
+            Value::Decimal(s) => s.len(),
+            _ => 28,
+        }
+    }
+}
+
+/// Bytes as a hex literal; with a charset introducer for character columns so the column's collation applies.
+fn write_bytes(b: &[u8], charset: Option<&str>, out: &mut String) {
+    if let Some(cs) = charset {
+        if cs.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            out.push('_');
+            out.push_str(cs);
+            out.push(' ');
+        }
+    }
+    out.reserve(3 + 2 * b.len());
+    out.push_str("X'");
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for byte in b {
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 0xF)] as char);
+    }
+    out.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn col(data_type: &str, charset: Option<&str>) -> Column {
+        Column {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            charset: charset.map(str::to_string),
+            nullable: true,
+            generated: false,
+        }
+    }
+
+    #[test]
+    fn literals() {
+        let t = col("varchar", Some("utf8mb4"));
+        assert_eq!(Value::Bytes(b"a'b".to_vec()).literal(&t).unwrap(), "_utf8mb4 X'612762'");
+        assert_eq!(Value::Bytes(vec![]).literal(&t).unwrap(), "_utf8mb4 X''");
+        let b = col("varbinary", None);
+        assert_eq!(Value::Bytes(vec![0, 255]).literal(&b).unwrap(), "X'00FF'");
+        let d = col("double", None);
+        assert_eq!(Value::Double(0.1).literal(&d).unwrap(), "1e-1");
+        assert_eq!(Value::Double(-0.0).literal(&d).unwrap(), "-0e0");
+        assert_eq!(Value::Double(f64::MAX).literal(&d).unwrap(), "1.7976931348623157e308");
+        let f = col("float", None);
+        assert_eq!(Value::Float(0.1).literal(&f).unwrap(), "1.0000000149011612e-1");
+        let dt = col("datetime", None);
+        let v = Value::DateTime { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, micro: 0 };
+        assert_eq!(v.literal(&dt).unwrap(), "'0000-00-00 00:00:00.000000'");
+        let tm = col("time", None);
+        let v = Value::Time { negative: true, hours: 838, minute: 59, second: 59, micro: 0 };
+        assert_eq!(v.literal(&tm).unwrap(), "'-838:59:59.000000'");
+        let dec = col("decimal", None);
+        assert!(Value::Decimal("1; DROP".into()).literal(&dec).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn double_literals_parse_back_to_the_same_bits(bits in any::<u64>()) {
+            let d = f64::from_bits(bits);
+            prop_assume!(d.is_finite());
+            let lit = Value::Double(d).literal(&col("double", None)).unwrap();
+            let back: f64 = lit.parse().unwrap();
+            prop_assert_eq!(back.to_bits(), d.to_bits());
+        }
+
+        #[test]
+        fn float_literals_parse_back_to_the_same_bits(bits in any::<u32>()) {
+            let f = f32::from_bits(bits);
+            prop_assume!(f.is_finite());
+            let lit = Value::Float(f).literal(&col("float", None)).unwrap();
+            let back: f64 = lit.parse().unwrap();
+            prop_assert_eq!((back as f32).to_bits(), f.to_bits());
+        }
+    }
+}

@@ -1,1 +1,6 @@
-//! placeholder
+//! ferry-sim: throwaway servers, the demo data generator, and (later) the fault proxy and scenario runner.
+
+pub mod datagen;
+pub mod instance;
+
+pub use instance::{Backend, Instance, InstanceOptions};

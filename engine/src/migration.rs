@@ -93,6 +93,8 @@ pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
             // Record the failure durably so `ferry status` shows it; the run can be resumed.
             let _ = meta.mark_failed(&mut dst, &e).await;
             let phase = meta.load(&mut dst).await.map(|t| t.phase()).unwrap_or(phase_at_start);
+            // Pool::disconnect waits for every connection to come back: return ours first.
+            drop(dst);
             let _ = dst_pool.disconnect().await;
             return Err(e.context(format!(
                 "task `{}` stopped in phase {} (the destination holds what was done so far; run again to resume)",
@@ -101,6 +103,7 @@ pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
             )));
         }
     };
+    drop(dst);
     let _ = dst_pool.disconnect().await;
     Ok(report)
 }

@@ -20,13 +20,17 @@ fn bench(c: &mut Criterion) {
     let json = [false; 4];
     let mut g = c.benchmark_group("canonical_hash");
     g.throughput(Throughput::Elements(rows.len() as u64));
-    g.bench_with_input(BenchmarkId::new("sysbench_rows", rows.len()), &rows, |b, rows| {
-        b.iter(|| {
-            for r in rows {
-                black_box(row_hash(black_box(r), &json));
-            }
-        })
-    });
+    g.bench_with_input(
+        BenchmarkId::new("sysbench_rows", rows.len()),
+        &rows,
+        |b, rows| {
+            b.iter(|| {
+                for r in rows {
+                    black_box(row_hash(black_box(r), &json));
+                }
+            })
+        },
+    );
     g.finish();
 }
 

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "Moves MySQL-family databases between clusters and proves nothing was lost")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Moves MySQL-family databases between clusters and proves nothing was lost"
+)]
 struct Cli {
     /// Log level filter (also RUST_LOG), e.g. info, debug, ferry_engine=debug.
     #[arg(long, global = true, default_value = "warn")]
@@ -68,8 +72,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -106,9 +116,17 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Verify { config, json, parallel } => {
+        Cmd::Verify {
+            config,
+            json,
+            parallel,
+        } => {
             let cfg = TaskConfig::load(&config)?;
-            let opts = VerifyOptions { parallel, chunk_rows: cfg.full.chunk_rows, ..Default::default() };
+            let opts = VerifyOptions {
+                parallel,
+                chunk_rows: cfg.full.chunk_rows,
+                ..Default::default()
+            };
             let report = ferry_verifier::verify(&cfg, &opts).await?;
             if json {
                 println!("{}", to_json(&report));
@@ -135,7 +153,11 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                     }
                 }
             }
-            Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if report.failed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Status { config, json } => {
             let cfg = TaskConfig::load(&config)?;
@@ -145,10 +167,17 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             } else {
                 println!("task {}: {}", s.task, s.phase.as_str());
                 if let Some(code) = &s.failed_code {
-                    println!("last failure: {code} {}", s.failed_detail.as_deref().unwrap_or(""));
+                    println!(
+                        "last failure: {code} {}",
+                        s.failed_detail.as_deref().unwrap_or("")
+                    );
                 }
                 for t in &s.tables {
-                    let pct = if t.chunks_total == 0 { 100.0 } else { 100.0 * t.chunks_done as f64 / t.chunks_total as f64 };
+                    let pct = if t.chunks_total == 0 {
+                        100.0
+                    } else {
+                        100.0 * t.chunks_done as f64 / t.chunks_total as f64
+                    };
                     println!(
                         "  {:<40} {:>10} rows  {:>5}/{:<5} chunks  {pct:5.1}%",
                         format!("{}.{}", t.db, t.name),
@@ -173,7 +202,12 @@ fn verify_exit(r: &VerifyReport) -> ExitCode {
 }
 
 fn print_run(r: &migration::RunReport) {
-    println!("task {}: {} -> {}", r.task, r.phase_at_start.as_str(), r.phase.as_str());
+    println!(
+        "task {}: {} -> {}",
+        r.task,
+        r.phase_at_start.as_str(),
+        r.phase.as_str()
+    );
     println!("  source      {}", r.source.version);
     println!("  destination {}", r.destination.version);
     let objs: Vec<String> = r.objects.iter().map(|(k, n)| format!("{n} {k}s")).collect();
@@ -216,38 +250,73 @@ fn print_verify(r: &VerifyReport) {
         r.tables.len(),
         r.rows_checked(),
         r.seconds,
-        if r.consistent() { "consistent" } else { "NOT consistent" }
+        if r.consistent() {
+            "consistent"
+        } else {
+            "NOT consistent"
+        }
     );
 }
 
 async fn demo(keep: bool, scale: u32) -> Result<ExitCode, Error> {
     use ferry_sim::{datagen, Backend, Instance, InstanceOptions};
     let backend = Backend::from_env()?;
-    println!("starting two throwaway servers ({} backend)...", backend.as_str());
-    let opts = InstanceOptions { keep, ..Default::default() };
-    let (source, destination) =
-        tokio::try_join!(Instance::start_with(backend, opts.clone()), Instance::start_with(backend, opts.clone()))?;
+    println!(
+        "starting two throwaway servers ({} backend)...",
+        backend.as_str()
+    );
+    let opts = InstanceOptions {
+        keep,
+        ..Default::default()
+    };
+    let (source, destination) = tokio::try_join!(
+        Instance::start_with(backend, opts.clone()),
+        Instance::start_with(backend, opts.clone())
+    )?;
     println!("  source      {} on port {}", source.version, source.port());
-    println!("  destination {} on port {}", destination.version, destination.port());
-    println!("building the demo database `{}` on the source...", datagen::SHOP_DB);
+    println!(
+        "  destination {} on port {}",
+        destination.version,
+        destination.port()
+    );
+    println!(
+        "building the demo database `{}` on the source...",
+        datagen::SHOP_DB
+    );
     datagen::create_shop(&source, scale).await?;
 
     let cfg = TaskConfig {
         task: ferry_engine::config::TaskSection {
             name: "demo".into(),
-            types: vec![ferry_engine::config::MigrationType::Schema, ferry_engine::config::MigrationType::Full],
+            types: vec![
+                ferry_engine::config::MigrationType::Schema,
+                ferry_engine::config::MigrationType::Full,
+            ],
         },
         source: source.endpoint(),
         destination: destination.endpoint(),
-        objects: ferry_engine::config::Objects { databases: vec![datagen::SHOP_DB.into()], tables: vec![] },
-        full: ferry_engine::config::FullSection { workers: 4, chunk_rows: 2_000 },
+        objects: ferry_engine::config::Objects {
+            databases: vec![datagen::SHOP_DB.into()],
+            tables: vec![],
+        },
+        full: ferry_engine::config::FullSection {
+            workers: 4,
+            chunk_rows: 2_000,
+        },
         metadata: Default::default(),
     };
     println!("migrating...");
     let report = migration::run(&cfg, &migration::RunOptions { progress: true }).await?;
     print_run(&report);
     println!("verifying...");
-    let v = ferry_verifier::verify(&cfg, &VerifyOptions { chunk_rows: 2_000, ..Default::default() }).await?;
+    let v = ferry_verifier::verify(
+        &cfg,
+        &VerifyOptions {
+            chunk_rows: 2_000,
+            ..Default::default()
+        },
+    )
+    .await?;
     print_verify(&v);
     if keep {
         println!("servers left running:");

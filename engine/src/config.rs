@@ -175,7 +175,12 @@ impl TaskConfig {
             };
             let line = inner
                 .span()
-                .map(|s| format!(" (line {})", 1 + text[..s.start.min(text.len())].matches('\n').count()))
+                .map(|s| {
+                    format!(
+                        " (line {})",
+                        1 + text[..s.start.min(text.len())].matches('\n').count()
+                    )
+                })
                 .unwrap_or_default();
             Error::definite(code, format!("{at}{message}{line}"))
         })?;
@@ -185,7 +190,10 @@ impl TaskConfig {
 
     /// Fills `password` from `password_env` using `lookup` (the process environment in `load`).
     pub fn resolve_passwords(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
-        for (section, ep) in [("source", &mut self.source), ("destination", &mut self.destination)] {
+        for (section, ep) in [
+            ("source", &mut self.source),
+            ("destination", &mut self.destination),
+        ] {
             if let Some(var) = &ep.password_env {
                 match lookup(var) {
                     Some(v) => ep.password = Some(v),
@@ -237,12 +245,16 @@ impl TaskConfig {
         if self.objects.databases.is_empty() && self.objects.tables.is_empty() {
             return bad(
                 "objects",
-                "select at least one database (databases = [...]) or table (tables = [\"db.t\"])".into(),
+                "select at least one database (databases = [...]) or table (tables = [\"db.t\"])"
+                    .into(),
             );
         }
         for db in &self.objects.databases {
             if db.is_empty() || db.contains('.') && db.contains('`') {
-                return bad("objects.databases", format!("`{db}` is not a database name"));
+                return bad(
+                    "objects.databases",
+                    format!("`{db}` is not a database name"),
+                );
             }
             if is_system_schema(db) {
                 return bad(
@@ -254,7 +266,12 @@ impl TaskConfig {
         for t in &self.objects.tables {
             match t.split_once('.') {
                 Some((d, n)) if !d.is_empty() && !n.is_empty() => {}
-                _ => return bad("objects.tables", format!("`{t}` is not of the form db.table")),
+                _ => {
+                    return bad(
+                        "objects.tables",
+                        format!("`{t}` is not of the form db.table"),
+                    )
+                }
             }
         }
         if !(1..=WORKERS_MAX).contains(&self.full.workers) {
@@ -264,14 +281,19 @@ impl TaskConfig {
             return bad("full.chunk_rows", format!("must be 1..={CHUNK_ROWS_MAX}"));
         }
         let m = &self.metadata.schema;
-        if m.is_empty() || m.len() > 64 || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if m.is_empty() || m.len() > 64 || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return bad(
                 "metadata.schema",
                 "must be 1 to 64 characters of [A-Za-z0-9_]".into(),
             );
         }
         if self.objects.databases.iter().any(|d| d == m)
-            || self.objects.tables.iter().any(|t| t.split('.').next() == Some(m))
+            || self
+                .objects
+                .tables
+                .iter()
+                .any(|t| t.split('.').next() == Some(m))
         {
             return bad(
                 "metadata.schema",
@@ -330,7 +352,10 @@ schema = "ferry_meta"
     #[test]
     fn the_documented_example_parses() {
         let mut cfg = TaskConfig::parse(GOOD).expect("parses");
-        assert_eq!(cfg.task.types, vec![MigrationType::Schema, MigrationType::Full]);
+        assert_eq!(
+            cfg.task.types,
+            vec![MigrationType::Schema, MigrationType::Full]
+        );
         assert_eq!(cfg.destination.port, 3307);
         assert_eq!(cfg.source.tls, TlsMode::Disabled);
         cfg.resolve_passwords(|v| (v == "FERRY_SOURCE_PASSWORD").then(|| "pw".into()))

@@ -7,6 +7,9 @@ use crate::schema::model::ObjectKind;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
+/// A chunk as stored: number, low bound, high bound (JSON), done, rows.
+type ChunkRecord = (u32, Option<String>, Option<String>, bool, Option<u64>);
+
 /// Bumped when the metadata tables change shape.
 pub const FORMAT: u32 = 1;
 
@@ -159,16 +162,25 @@ impl Meta {
             ),
         ];
         for sql in stmts {
-            conn.query_drop(&sql).await.ctx("creating the metadata schema on the destination")?;
+            conn.query_drop(&sql)
+                .await
+                .ctx("creating the metadata schema on the destination")?;
         }
         let format: Option<u32> = conn
-            .query_first(format!("SELECT format FROM {} WHERE task = {}", self.t("task"), string(&self.task)))
+            .query_first(format!(
+                "SELECT format FROM {} WHERE task = {}",
+                self.t("task"),
+                string(&self.task)
+            ))
             .await
             .ctx("reading the task row")?;
         match format {
             Some(f) if f != FORMAT => Err(Error::definite(
                 &codes::META_CORRUPT,
-                format!("task `{}` has metadata format {f}, this ferry writes {FORMAT}", self.task),
+                format!(
+                    "task `{}` has metadata format {f}, this ferry writes {FORMAT}",
+                    self.task
+                ),
             )),
             Some(_) => Ok(()),
             None => {
@@ -205,7 +217,9 @@ impl Meta {
             ))
             .await
             .ctx("reading the task row")?;
-        let Some(row) = row else { return Ok(TaskRow::default()) };
+        let Some(row) = row else {
+            return Ok(TaskRow::default());
+        };
         let flag = |i: usize| crate::schema::introspect::text(&row, i).as_deref() == Some("1");
         Ok(TaskRow {
             exists: true,
@@ -241,7 +255,13 @@ impl Meta {
     }
 
     /// The recorded state of an object this task creates: None, Some("creating") or Some("created").
-    pub async fn object_state(&self, conn: &mut Conn, kind: ObjectKind, db: &str, name: &str) -> Result<Option<String>> {
+    pub async fn object_state(
+        &self,
+        conn: &mut Conn,
+        kind: ObjectKind,
+        db: &str,
+        name: &str,
+    ) -> Result<Option<String>> {
         conn.query_first(format!(
             "SELECT state FROM {} WHERE task = {} AND kind = {} AND db = {} AND name = {}",
             self.t("objects"),
@@ -254,7 +274,14 @@ impl Meta {
         .ctx("reading object state")
     }
 
-    pub async fn set_object_state(&self, conn: &mut Conn, kind: ObjectKind, db: &str, name: &str, state: &str) -> Result<()> {
+    pub async fn set_object_state(
+        &self,
+        conn: &mut Conn,
+        kind: ObjectKind,
+        db: &str,
+        name: &str,
+        state: &str,
+    ) -> Result<()> {
         conn.query_drop(format!(
             "INSERT INTO {} (task, kind, db, name, state, updated_at) VALUES ({}, {}, {}, {}, {}, NOW(6)) \
              ON DUPLICATE KEY UPDATE state = VALUES(state), updated_at = VALUES(updated_at)",
@@ -270,7 +297,12 @@ impl Meta {
     }
 
     /// The durable chunk plan of a table, or None when the table was not planned yet.
-    pub async fn chunks(&self, conn: &mut Conn, db: &str, name: &str) -> Result<Option<Vec<ChunkRow>>> {
+    pub async fn chunks(
+        &self,
+        conn: &mut Conn,
+        db: &str,
+        name: &str,
+    ) -> Result<Option<Vec<ChunkRow>>> {
         let planned: Option<u32> = conn
             .query_first(format!(
                 "SELECT chunks_total FROM {} WHERE task = {} AND db = {} AND name = {}",
@@ -281,8 +313,10 @@ impl Meta {
             ))
             .await
             .ctx("reading table plan")?;
-        let Some(total) = planned else { return Ok(None) };
-        let rows: Vec<(u32, Option<String>, Option<String>, bool, Option<u64>)> = conn
+        let Some(total) = planned else {
+            return Ok(None);
+        };
+        let rows: Vec<ChunkRecord> = conn
             .query(format!(
                 "SELECT chunk_no, lo, hi, done_at IS NOT NULL, `rows` FROM {} WHERE task = {} AND db = {} AND name = {} \
                  ORDER BY chunk_no",
@@ -296,7 +330,10 @@ impl Meta {
         if rows.len() as u64 != u64::from(total) {
             return Err(Error::definite(
                 &codes::META_CORRUPT,
-                format!("table {db}.{name} has {} chunk records, its plan says {total}", rows.len()),
+                format!(
+                    "table {db}.{name} has {} chunk records, its plan says {total}",
+                    rows.len()
+                ),
             ));
         }
         Ok(Some(
@@ -322,7 +359,10 @@ impl Meta {
         rows_estimate: u64,
         chunks: &[ChunkRow],
     ) -> Result<()> {
-        let mut tx = conn.start_transaction(Default::default()).await.ctx("saving a chunk plan")?;
+        let mut tx = conn
+            .start_transaction(Default::default())
+            .await
+            .ctx("saving a chunk plan")?;
         tx.query_drop(format!(
             "DELETE FROM {} WHERE task = {} AND db = {} AND name = {}",
             self.t("chunks"),
@@ -396,14 +436,16 @@ impl Meta {
             .ctx("reading progress")?;
         Ok(rows
             .into_iter()
-            .map(|(db, name, rows_estimate, rows_copied, chunks_total, chunks_done)| TableProgress {
-                db,
-                name,
-                rows_estimate,
-                rows_copied,
-                chunks_total,
-                chunks_done,
-            })
+            .map(
+                |(db, name, rows_estimate, rows_copied, chunks_total, chunks_done)| TableProgress {
+                    db,
+                    name,
+                    rows_estimate,
+                    rows_copied,
+                    chunks_total,
+                    chunks_done,
+                },
+            )
             .collect())
     }
 }

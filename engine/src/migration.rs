@@ -92,7 +92,11 @@ pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
         Err(e) => {
             // Record the failure durably so `ferry status` shows it; the run can be resumed.
             let _ = meta.mark_failed(&mut dst, &e).await;
-            let phase = meta.load(&mut dst).await.map(|t| t.phase()).unwrap_or(phase_at_start);
+            let phase = meta
+                .load(&mut dst)
+                .await
+                .map(|t| t.phase())
+                .unwrap_or(phase_at_start);
             // Pool::disconnect waits for every connection to come back: return ours first.
             drop(dst);
             let _ = dst_pool.disconnect().await;
@@ -147,7 +151,17 @@ async fn steps(
             chunk_rows: cfg.full.chunk_rows,
             ..CopyOptions::default()
         };
-        copy_report = Some(copy::run(source, destination, meta, &schema.tables, &copy_opts, progress).await?);
+        copy_report = Some(
+            copy::run(
+                source,
+                destination,
+                meta,
+                &schema.tables,
+                &copy_opts,
+                progress,
+            )
+            .await?,
+        );
     }
     if !state.full_done {
         meta.mark_done(dst, Step::Full).await?;

@@ -39,14 +39,23 @@ impl PrecheckReport {
 pub async fn run(cfg: &TaskConfig) -> PrecheckReport {
     let mut items = Vec::new();
     let mut infos = [None, None];
-    for (i, (label, ep)) in [("source", &cfg.source), ("destination", &cfg.destination)].into_iter().enumerate() {
+    for (i, (label, ep)) in [("source", &cfg.source), ("destination", &cfg.destination)]
+        .into_iter()
+        .enumerate()
+    {
         match Server::connect(ep, label).await {
             Ok(s) => {
                 items.push(Item {
                     name: format!("{label} connection"),
                     outcome: Outcome::Pass,
                     code: None,
-                    found: format!("{} as {}: {} ({:?})", ep.address(), ep.user, s.info.version, s.info.flavor),
+                    found: format!(
+                        "{} as {}: {} ({:?})",
+                        ep.address(),
+                        ep.user,
+                        s.info.version,
+                        s.info.flavor
+                    ),
                     hint: None,
                 });
                 infos[i] = Some(s.info);
@@ -77,7 +86,11 @@ pub async fn run(cfg: &TaskConfig) -> PrecheckReport {
             hint: (!same).then_some("Different flavors or major versions: test the migration with `ferry verify` before cutover."),
         });
     }
-    PrecheckReport { items, source, destination }
+    PrecheckReport {
+        items,
+        source,
+        destination,
+    }
 }
 
 fn flavor(f: Flavor) -> &'static str {

@@ -39,8 +39,12 @@ impl CopyProgress {
 
     /// A table is about to be copied: `rows_done` rows were copied by an earlier run.
     pub fn table_started(&self, name: &str, rows_estimate: u64, rows_done: u64) {
-        let bar = self.multi.insert_before(&self.total, ProgressBar::new(rows_estimate.max(rows_done)));
-        bar.set_style(style("{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ({percent}%)"));
+        let bar = self
+            .multi
+            .insert_before(&self.total, ProgressBar::new(rows_estimate.max(rows_done)));
+        bar.set_style(style(
+            "{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ({percent}%)",
+        ));
         bar.set_prefix(truncate(name, 28));
         bar.set_position(rows_done);
         self.total.inc_length(rows_estimate.max(rows_done));
@@ -71,7 +75,8 @@ impl CopyProgress {
                 if let Some(len) = bar.length() {
                     if len > pos {
                         // The estimate was high: shrink the total to what was really there.
-                        self.total.set_length(self.total.length().unwrap_or(0).saturating_sub(len - pos));
+                        self.total
+                            .set_length(self.total.length().unwrap_or(0).saturating_sub(len - pos));
                     }
                 }
                 bar.finish_and_clear();
@@ -89,7 +94,14 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
-        let tail: String = s.chars().rev().take(n - 1).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("…{tail}")
     }
 }

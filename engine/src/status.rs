@@ -20,7 +20,11 @@ pub async fn read(cfg: &TaskConfig) -> Result<Status> {
     let mut conn = pool.get_conn().await.ctx("destination")?;
     let meta = Meta::new(&cfg.metadata.schema, &cfg.task.name);
     let row = meta.load(&mut conn).await?;
-    let tables = if row.exists { meta.progress(&mut conn).await? } else { Vec::new() };
+    let tables = if row.exists {
+        meta.progress(&mut conn).await?
+    } else {
+        Vec::new()
+    };
     drop(conn);
     let _ = pool.disconnect().await;
     Ok(Status {

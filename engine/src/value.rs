@@ -112,7 +112,11 @@ impl Value {
                 let _ = write!(out, "{d:e}");
             }
             Value::Decimal(s) => {
-                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
+                if s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+                {
                     return Err(Error::definite(
                         &codes::DATA_DECODE,
                         format!("DECIMAL value {s:?} in `{}`", col.name),
@@ -207,21 +211,44 @@ mod tests {
     #[test]
     fn literals() {
         let t = col("varchar", Some("utf8mb4"));
-        assert_eq!(Value::Bytes(b"a'b".to_vec()).literal(&t).unwrap(), "_utf8mb4 X'612762'");
+        assert_eq!(
+            Value::Bytes(b"a'b".to_vec()).literal(&t).unwrap(),
+            "_utf8mb4 X'612762'"
+        );
         assert_eq!(Value::Bytes(vec![]).literal(&t).unwrap(), "_utf8mb4 X''");
         let b = col("varbinary", None);
         assert_eq!(Value::Bytes(vec![0, 255]).literal(&b).unwrap(), "X'00FF'");
         let d = col("double", None);
         assert_eq!(Value::Double(0.1).literal(&d).unwrap(), "1e-1");
         assert_eq!(Value::Double(-0.0).literal(&d).unwrap(), "-0e0");
-        assert_eq!(Value::Double(f64::MAX).literal(&d).unwrap(), "1.7976931348623157e308");
+        assert_eq!(
+            Value::Double(f64::MAX).literal(&d).unwrap(),
+            "1.7976931348623157e308"
+        );
         let f = col("float", None);
-        assert_eq!(Value::Float(0.1).literal(&f).unwrap(), "1.0000000149011612e-1");
+        assert_eq!(
+            Value::Float(0.1).literal(&f).unwrap(),
+            "1.0000000149011612e-1"
+        );
         let dt = col("datetime", None);
-        let v = Value::DateTime { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, micro: 0 };
+        let v = Value::DateTime {
+            year: 0,
+            month: 0,
+            day: 0,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micro: 0,
+        };
         assert_eq!(v.literal(&dt).unwrap(), "'0000-00-00 00:00:00.000000'");
         let tm = col("time", None);
-        let v = Value::Time { negative: true, hours: 838, minute: 59, second: 59, micro: 0 };
+        let v = Value::Time {
+            negative: true,
+            hours: 838,
+            minute: 59,
+            second: 59,
+            micro: 0,
+        };
         assert_eq!(v.literal(&tm).unwrap(), "'-838:59:59.000000'");
         let dec = col("decimal", None);
         assert!(Value::Decimal("1; DROP".into()).literal(&dec).is_err());

@@ -101,9 +101,15 @@ pub fn shop_data(scale: u32) -> Vec<String> {
     // 1..=n from as many cross-joined digit tables as n has digits.
     let seq = |n: u32| {
         let places = n.max(1).to_string().len();
-        let sum: Vec<String> = (0..places).map(|p| format!("{} * t{p}.d", 10u64.pow(p as u32))).collect();
+        let sum: Vec<String> = (0..places)
+            .map(|p| format!("{} * t{p}.d", 10u64.pow(p as u32)))
+            .collect();
         let from: Vec<String> = (0..places).map(|p| format!("{digits} t{p}")).collect();
-        format!("(SELECT {} + 1 AS n FROM {} HAVING n <= {n}) seq", sum.join(" + "), from.join(", "))
+        format!(
+            "(SELECT {} + 1 AS n FROM {} HAVING n <= {n}) seq",
+            sum.join(" + "),
+            from.join(", ")
+        )
     };
     vec![
         format!(
@@ -161,7 +167,9 @@ pub async fn create_shop(inst: &Instance, scale: u32) -> Result<()> {
         let mut c = inst.conn().await?;
         use mysql_async::prelude::Queryable;
         c.query_drop("SET SESSION time_zone = '+00:00'").await?;
-        c.query_drop(sql).await.map_err(|e| ferry_engine::Error::from(e).context(sql.lines().next().unwrap_or("")))?;
+        c.query_drop(sql)
+            .await
+            .map_err(|e| ferry_engine::Error::from(e).context(sql.lines().next().unwrap_or("")))?;
         let _ = c.disconnect().await;
     }
     Ok(())

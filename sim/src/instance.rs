@@ -31,7 +31,11 @@ impl Backend {
         match std::env::var("FERRY_BACKEND").unwrap_or_default().as_str() {
             "local" => Ok(Backend::Local),
             "docker" => Ok(Backend::Docker),
-            "" | "auto" => Ok(if docker_image_usable(&docker_image()) { Backend::Docker } else { Backend::Local }),
+            "" | "auto" => Ok(if docker_image_usable(&docker_image()) {
+                Backend::Docker
+            } else {
+                Backend::Local
+            }),
             other => Err(Error::definite(
                 &codes::CFG_BAD_VALUE,
                 format!("FERRY_BACKEND={other}: use docker, local or auto"),
@@ -116,7 +120,7 @@ pub struct Instance {
 
 enum Inner {
     Local(LocalServer),
-    Docker(Option<DockerServer>),
+    Docker(Option<Box<DockerServer>>),
 }
 
 impl Instance {
@@ -147,7 +151,7 @@ impl Instance {
                     server_id,
                     host: "127.0.0.1".into(),
                     port: s.port,
-                    inner: Inner::Docker(Some(s)),
+                    inner: Inner::Docker(Some(Box::new(s))),
                 }
             }
         };
@@ -200,19 +204,27 @@ impl Instance {
     /// Runs statements (`;`-free each) as root.
     pub async fn exec(&self, sql: &str) -> Result<()> {
         let mut c = self.conn().await?;
-        c.query_drop(sql).await.map_err(|e| Error::from(e).context(format!("sim: {sql}")))?;
+        c.query_drop(sql)
+            .await
+            .map_err(|e| Error::from(e).context(format!("sim: {sql}")))?;
         let _ = c.disconnect().await;
         Ok(())
     }
 
-    pub async fn query_first<T: mysql_async::prelude::FromRow + Send + 'static>(&self, sql: &str) -> Result<Option<T>> {
+    pub async fn query_first<T: mysql_async::prelude::FromRow + Send + 'static>(
+        &self,
+        sql: &str,
+    ) -> Result<Option<T>> {
         let mut c = self.conn().await?;
         let r = c.query_first(sql).await?;
         let _ = c.disconnect().await;
         Ok(r)
     }
 
-    pub async fn query<T: mysql_async::prelude::FromRow + Send + 'static>(&self, sql: &str) -> Result<Vec<T>> {
+    pub async fn query<T: mysql_async::prelude::FromRow + Send + 'static>(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<T>> {
         let mut c = self.conn().await?;
         let r = c.query(sql).await?;
         let _ = c.disconnect().await;
@@ -222,7 +234,11 @@ impl Instance {
     /// Creates a user with exactly these grants (`SELECT ON shop.*`, `REPLICATION SLAVE ON *.*`, ...).
     pub async fn create_user(&self, user: &str, password: &str, grants: &[&str]) -> Result<()> {
         let u = format!("'{}'@'%'", user.replace('\'', "''"));
-        self.exec(&format!("CREATE USER {u} IDENTIFIED BY '{}'", password.replace('\'', "''"))).await?;
+        self.exec(&format!(
+            "CREATE USER {u} IDENTIFIED BY '{}'",
+            password.replace('\'', "''")
+        ))
+        .await?;
         for g in grants {
             self.exec(&format!("GRANT {g} TO {u}")).await?;
         }
@@ -236,17 +252,24 @@ impl Instance {
         let script = if path.extension().is_some_and(|e| e == "gz") {
             let mut out = Vec::new();
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
-                .map_err(|e| Error::definite(&codes::SIM_SERVER, format!("{}: {e}", path.display())))?;
+                .map_err(|e| {
+                    Error::definite(&codes::SIM_SERVER, format!("{}: {e}", path.display()))
+                })?;
             out
         } else {
             bytes
         };
-        self.load_sql(&script).await.map_err(|e| e.context(path.display()))
+        self.load_sql(&script)
+            .await
+            .map_err(|e| e.context(path.display()))
     }
 
     pub async fn load_sql(&self, script: &[u8]) -> Result<()> {
         let client = find_binary(&["mariadb", "mysql"]).ok_or_else(|| {
-            Error::definite(&codes::SIM_SERVER, "no mariadb or mysql command-line client on PATH")
+            Error::definite(
+                &codes::SIM_SERVER,
+                "no mariadb or mysql command-line client on PATH",
+            )
         })?;
         let mut child = Command::new(client)
             .args([
@@ -279,7 +302,10 @@ impl Instance {
         if !out.status.success() {
             return Err(Error::definite(
                 &codes::SIM_SERVER,
-                format!("loading SQL failed: {}", String::from_utf8_lossy(&out.stderr)),
+                format!(
+                    "loading SQL failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
             ));
         }
         Ok(())
@@ -298,12 +324,19 @@ impl Instance {
                 }
                 Err(e) => {
                     if let Some(why) = self.exited() {
-                        return Err(Error::definite(&codes::SIM_SERVER, format!("server exited: {why}")));
+                        return Err(Error::definite(
+                            &codes::SIM_SERVER,
+                            format!("server exited: {why}"),
+                        ));
                     }
                     if Instant::now() > deadline {
                         return Err(Error::definite(
                             &codes::SIM_SERVER,
-                            format!("not ready after {}s: {e}; {}", READY_TIMEOUT.as_secs(), self.log_tail()),
+                            format!(
+                                "not ready after {}s: {e}; {}",
+                                READY_TIMEOUT.as_secs(),
+                                self.log_tail()
+                            ),
                         ));
                     }
                 }
@@ -343,7 +376,11 @@ impl Instance {
         match &mut self.inner {
             Inner::Local(s) => s.kill(),
             Inner::Docker(d) => match d {
-                Some(d) => d.container.stop_with_timeout(Some(0)).await.map_err(docker_err),
+                Some(d) => d
+                    .container
+                    .stop_with_timeout(Some(0))
+                    .await
+                    .map_err(docker_err),
                 None => Ok(()),
             },
         }
@@ -418,8 +455,16 @@ fn docker_err(e: testcontainers::TestcontainersError) -> Error {
 
 /// Finds the first of `names` on PATH or in the server's usual directories.
 pub fn find_binary(names: &[&str]) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    for d in ["/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin", "/usr/bin"] {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/sbin",
+        "/usr/local/sbin",
+        "/usr/libexec",
+        "/usr/local/mysql/bin",
+        "/usr/bin",
+    ] {
         dirs.push(PathBuf::from(d));
     }
     for n in names {
@@ -449,20 +494,32 @@ struct LocalServer {
 impl LocalServer {
     fn start(server_id: u32, opts: &InstanceOptions) -> Result<LocalServer> {
         let binary = find_binary(&["mariadbd", "mysqld"]).ok_or_else(|| {
-            Error::definite(&codes::SIM_SERVER, "no mariadbd or mysqld found (apt-get install mariadb-server)")
+            Error::definite(
+                &codes::SIM_SERVER,
+                "no mariadbd or mysqld found (apt-get install mariadb-server)",
+            )
         })?;
-        let mariadb = binary.file_name().is_some_and(|n| n == "mariadbd") || server_version(&binary).contains("MariaDB");
+        let mariadb = binary.file_name().is_some_and(|n| n == "mariadbd")
+            || server_version(&binary).contains("MariaDB");
         let template = template_dir(&binary, mariadb)?;
         let root = std::env::temp_dir().join("ferry-sim");
         std::fs::create_dir_all(&root).map_err(io_err)?;
-        let dir = tempfile::Builder::new().prefix("server-").tempdir_in(&root).map_err(io_err)?;
+        let dir = tempfile::Builder::new()
+            .prefix("server-")
+            .tempdir_in(&root)
+            .map_err(io_err)?;
         copy_dir(&template, &dir.path().join("data")).map_err(io_err)?;
         let root = dir.path().to_path_buf();
         let mut s = LocalServer {
             binary,
             mariadb,
             // A kept server's files outlive this process.
-            _dir: if opts.keep { let _ = dir.keep(); None } else { Some(dir) },
+            _dir: if opts.keep {
+                let _ = dir.keep();
+                None
+            } else {
+                Some(dir)
+            },
             root,
             port: 0,
             server_id,
@@ -518,7 +575,10 @@ impl LocalServer {
             }
         }
         self.child = Some(cmd.spawn().map_err(|e| {
-            Error::definite(&codes::SIM_SERVER, format!("{}: {e}", self.binary.display()))
+            Error::definite(
+                &codes::SIM_SERVER,
+                format!("{}: {e}", self.binary.display()),
+            )
         })?);
         Ok(())
     }
@@ -545,7 +605,9 @@ impl LocalServer {
     }
 
     fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         // A paused server must be resumed to shut down.
         // SAFETY: signals to our own child.
         unsafe {
@@ -632,7 +694,13 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .unwrap_or("unknown")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let root = std::env::temp_dir().join("ferry-sim");
     let dir = root.join(format!("template-{tag}"));
@@ -640,7 +708,10 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
         return Ok(dir.join("data"));
     }
     std::fs::create_dir_all(&root).map_err(io_err)?;
-    let work = tempfile::Builder::new().prefix("template-build-").tempdir_in(&root).map_err(io_err)?;
+    let work = tempfile::Builder::new()
+        .prefix("template-build-")
+        .tempdir_in(&root)
+        .map_err(io_err)?;
     let data = work.path().join("data");
     let log = work.path().join("init.log");
     let init = if mariadb {
@@ -649,7 +720,11 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
         let mut c = Command::new(installer);
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db", "--innodb-log-file-size=16M"]);
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--innodb-log-file-size=16M",
+            ]);
         if is_root() {
             c.arg("--user=root");
         }
@@ -670,7 +745,10 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
         other => {
             return Err(Error::definite(
                 &codes::SIM_SERVER,
-                format!("initializing a datadir failed ({other:?}): {}", std::fs::read_to_string(&log).unwrap_or_default()),
+                format!(
+                    "initializing a datadir failed ({other:?}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
             ))
         }
     }
@@ -703,14 +781,21 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
     if is_root() {
         c.arg("--user=root");
     }
-    let mut child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(io_err)?;
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io_err)?;
     let deadline = Instant::now() + READY_TIMEOUT;
     while !sock.exists() {
         if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
             return Err(Error::definite(
                 &codes::SIM_SERVER,
-                format!("template server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()),
+                format!(
+                    "template server did not start: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -761,9 +846,15 @@ impl DockerServer {
             .map_err(|e| {
                 Error::definite(
                     &codes::SIM_SERVER,
-                    format!("docker image {image}: {e} (build it with docker/build-mariadb-image.sh)"),
+                    format!(
+                        "docker image {image}: {e} (build it with docker/build-mariadb-image.sh)"
+                    ),
                 )
             })?;
-        Ok(DockerServer { container, port, keep: opts.keep })
+        Ok(DockerServer {
+            container,
+            port,
+            keep: opts.keep,
+        })
     }
 }

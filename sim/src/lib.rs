@@ -3,4 +3,6 @@
 pub mod datagen;
 pub mod instance;
 
-pub use instance::{Backend, Instance, InstanceOptions};
+pub use instance::{
+    docker_image, docker_image_usable, find_binary, Backend, Instance, InstanceOptions,
+};

@@ -1,7 +1,9 @@
 //! Helpers the integration tests share: throwaway server pairs, task configs for them, datasets, server-side probes.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use ferry_engine::config::{FullSection, MetadataSection, MigrationType, Objects, TaskConfig, TaskSection};
+use ferry_engine::config::{
+    FullSection, MetadataSection, MigrationType, Objects, TaskConfig, TaskSection,
+};
 use ferry_sim::{Backend, Instance, InstanceOptions};
 use std::path::PathBuf;
 use std::sync::Once;
@@ -11,27 +13,47 @@ static ANNOUNCE: Once = Once::new();
 /// Starts a source and a destination on the backend FERRY_BACKEND selects and prints which one, once per binary.
 pub async fn pair() -> (Instance, Instance) {
     let backend = Backend::from_env().expect("FERRY_BACKEND");
-    pair_on(backend).await
-}
-
-pub async fn pair_on(backend: Backend) -> (Instance, Instance) {
-    let (s, d) = tokio::try_join!(
-        Instance::start_with(backend, InstanceOptions::default()),
-        Instance::start_with(backend, InstanceOptions::default())
-    )
-    .unwrap_or_else(|e| panic!("starting servers on the {} backend: {e}", backend.as_str()));
-    ANNOUNCE.call_once(|| eprintln!("ferry tests: backend {}, server {}", backend.as_str(), s.version));
+    let (s, d) = pair_on(backend).await;
+    ANNOUNCE.call_once(|| {
+        eprintln!(
+            "ferry tests: backend {}, server {}",
+            backend.as_str(),
+            s.version
+        )
+    });
     (s, d)
 }
 
+pub async fn pair_on(backend: Backend) -> (Instance, Instance) {
+    tokio::try_join!(
+        Instance::start_with(backend, InstanceOptions::default()),
+        Instance::start_with(backend, InstanceOptions::default())
+    )
+    .unwrap_or_else(|e| panic!("starting servers on the {} backend: {e}", backend.as_str()))
+}
+
 /// A schema + full task between two instances over the given databases.
-pub fn task(name: &str, source: &Instance, destination: &Instance, databases: &[&str]) -> TaskConfig {
+pub fn task(
+    name: &str,
+    source: &Instance,
+    destination: &Instance,
+    databases: &[&str],
+) -> TaskConfig {
     TaskConfig {
-        task: TaskSection { name: name.into(), types: vec![MigrationType::Schema, MigrationType::Full] },
+        task: TaskSection {
+            name: name.into(),
+            types: vec![MigrationType::Schema, MigrationType::Full],
+        },
         source: source.endpoint(),
         destination: destination.endpoint(),
-        objects: Objects { databases: databases.iter().map(|s| s.to_string()).collect(), tables: vec![] },
-        full: FullSection { workers: 4, chunk_rows: 1_000 },
+        objects: Objects {
+            databases: databases.iter().map(|s| s.to_string()).collect(),
+            tables: vec![],
+        },
+        full: FullSection {
+            workers: 4,
+            chunk_rows: 1_000,
+        },
         metadata: MetadataSection::default(),
     }
 }
@@ -51,12 +73,18 @@ pub fn datasets() -> PathBuf {
 
 /// One number from the server.
 pub async fn count(inst: &Instance, sql: &str) -> u64 {
-    inst.query_first::<u64>(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).unwrap_or(0)
+    inst.query_first::<u64>(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or(0)
 }
 
 /// Every row of a query as text, in order, as the server prints it.
 pub async fn rows(inst: &Instance, sql: &str) -> Vec<String> {
-    let rows: Vec<mysql_async::Row> = inst.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows: Vec<mysql_async::Row> = inst
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.into_iter()
         .map(|r| {
             (0..r.len())
@@ -73,8 +101,10 @@ pub async fn rows(inst: &Instance, sql: &str) -> Vec<String> {
 
 /// The server's own CHECKSUM TABLE value.
 pub async fn checksum(inst: &Instance, table: &str) -> Option<u64> {
-    let r: Option<(String, Option<u64>)> =
-        inst.query_first(&format!("CHECKSUM TABLE {table} EXTENDED")).await.unwrap_or_else(|e| panic!("{table}: {e}"));
+    let r: Option<(String, Option<u64>)> = inst
+        .query_first(&format!("CHECKSUM TABLE {table} EXTENDED"))
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
     r.and_then(|(_, c)| c)
 }
 
@@ -113,18 +143,36 @@ pub async fn base_tables(inst: &Instance, db: &str) -> Vec<String> {
 /// Asserts every base table of `db` has the same rows and the same server checksum on both sides.
 pub async fn assert_same_data(source: &Instance, destination: &Instance, db: &str) {
     let tables = base_tables(source, db).await;
-    assert_eq!(tables, base_tables(destination, db).await, "{db}: table lists differ");
+    assert_eq!(
+        tables,
+        base_tables(destination, db).await,
+        "{db}: table lists differ"
+    );
     for t in tables {
         let qt = format!("`{db}`.`{t}`");
         let n = count(source, &format!("SELECT COUNT(*) FROM {qt}")).await;
-        assert_eq!(n, count(destination, &format!("SELECT COUNT(*) FROM {qt}")).await, "{qt}: row counts differ");
-        assert_eq!(checksum(source, &qt).await, checksum(destination, &qt).await, "{qt}: CHECKSUM TABLE differs");
+        assert_eq!(
+            n,
+            count(destination, &format!("SELECT COUNT(*) FROM {qt}")).await,
+            "{qt}: row counts differ"
+        );
+        assert_eq!(
+            checksum(source, &qt).await,
+            checksum(destination, &qt).await,
+            "{qt}: CHECKSUM TABLE differs"
+        );
     }
 }
 
 /// Runs the verifier and returns its report.
 pub async fn verify(cfg: &TaskConfig) -> ferry_verifier::VerifyReport {
-    ferry_verifier::verify(cfg, &ferry_verifier::VerifyOptions { chunk_rows: 500, ..Default::default() })
-        .await
-        .expect("verifier ran")
+    ferry_verifier::verify(
+        cfg,
+        &ferry_verifier::VerifyOptions {
+            chunk_rows: 500,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("verifier ran")
 }

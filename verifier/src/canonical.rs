@@ -119,13 +119,27 @@ pub fn encode_value(v: &Value, json: bool, out: &mut Vec<u8>) {
             out.extend_from_slice(&year.to_be_bytes());
             out.extend_from_slice(&[*month, *day]);
         }
-        Value::DateTime { year, month, day, hour, minute, second, micro } => {
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micro,
+        } => {
             out.push(tag::DATETIME);
             out.extend_from_slice(&year.to_be_bytes());
             out.extend_from_slice(&[*month, *day, *hour, *minute, *second]);
             out.extend_from_slice(&micro.to_be_bytes());
         }
-        Value::Time { negative, hours, minute, second, micro } => {
+        Value::Time {
+            negative,
+            hours,
+            minute,
+            second,
+            micro,
+        } => {
             out.push(tag::TIME);
             out.push(u8::from(*negative));
             out.extend_from_slice(&hours.to_be_bytes());
@@ -189,17 +203,31 @@ mod tests {
     fn numbers_compare_by_value() {
         assert_eq!(enc(&[Value::Int(5)]), enc(&[Value::UInt(5)]));
         assert_ne!(enc(&[Value::Int(-1)]), enc(&[Value::UInt(u64::MAX)]));
-        assert_eq!(enc(&[Value::Decimal("01.500".into())]), enc(&[Value::Decimal("1.5".into())]));
-        assert_eq!(enc(&[Value::Decimal("-0.00".into())]), enc(&[Value::Decimal("0".into())]));
+        assert_eq!(
+            enc(&[Value::Decimal("01.500".into())]),
+            enc(&[Value::Decimal("1.5".into())])
+        );
+        assert_eq!(
+            enc(&[Value::Decimal("-0.00".into())]),
+            enc(&[Value::Decimal("0".into())])
+        );
         assert_ne!(enc(&[Value::Double(0.0)]), enc(&[Value::Double(-0.0)]));
     }
 
     #[test]
     fn json_compares_as_documents() {
         let mut a = Vec::new();
-        encode_value(&Value::Json(br#"{"b": 1, "a": [1, 2]}"#.to_vec()), true, &mut a);
+        encode_value(
+            &Value::Json(br#"{"b": 1, "a": [1, 2]}"#.to_vec()),
+            true,
+            &mut a,
+        );
         let mut b = Vec::new();
-        encode_value(&Value::Bytes(br#"{"a":[1,2],"b":1}"#.to_vec()), true, &mut b);
+        encode_value(
+            &Value::Bytes(br#"{"a":[1,2],"b":1}"#.to_vec()),
+            true,
+            &mut b,
+        );
         assert_eq!(a, b);
     }
 
@@ -222,7 +250,9 @@ mod tests {
 
     fn same(a: &Value, b: &Value) -> bool {
         match (a, b) {
-            (Value::Int(x), Value::UInt(y)) | (Value::UInt(y), Value::Int(x)) => i128::from(*x) == i128::from(*y),
+            (Value::Int(x), Value::UInt(y)) | (Value::UInt(y), Value::Int(x)) => {
+                i128::from(*x) == i128::from(*y)
+            }
             (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
             _ => a == b,
         }

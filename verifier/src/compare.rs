@@ -28,7 +28,11 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { parallel: 4, chunk_rows: 10_000, keys_listed_max: 10 }
+        VerifyOptions {
+            parallel: 4,
+            chunk_rows: 10_000,
+            keys_listed_max: 10,
+        }
     }
 }
 
@@ -69,7 +73,12 @@ impl VerifyReport {
 
     /// The coded error for a report with differences.
     pub fn error(&self) -> Option<Error> {
-        let bad: Vec<&str> = self.tables.iter().filter(|t| !t.equal()).map(|t| t.table.as_str()).collect();
+        let bad: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|t| !t.equal())
+            .map(|t| t.table.as_str())
+            .collect();
         (!bad.is_empty()).then(|| Error::definite(&codes::VERIFY_DIFFERENT, bad.join(", ")))
     }
 }
@@ -93,7 +102,10 @@ pub async fn verify(cfg: &TaskConfig, opts: &VerifyOptions) -> Result<VerifyRepo
     }
     let _ = spool.disconnect().await;
     let _ = dpool.disconnect().await;
-    Ok(VerifyReport { tables, seconds: started.elapsed().as_secs_f64() })
+    Ok(VerifyReport {
+        tables,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The result of one chunk: row counts and the differences found in it.
@@ -106,25 +118,39 @@ struct ChunkResult {
     different: Vec<String>,
 }
 
-pub async fn verify_table(spool: &Pool, dpool: &Pool, t: &Table, opts: &VerifyOptions) -> Result<TableResult> {
+pub async fn verify_table(
+    spool: &Pool,
+    dpool: &Pool,
+    t: &Table,
+    opts: &VerifyOptions,
+) -> Result<TableResult> {
     let ranges = {
         let mut c = spool.get_conn().await.ctx("source")?;
         plan::plan_table(&mut c, t, opts.chunk_rows, 1_000_000).await?
     };
     let chunks = ranges.len();
-    let results: Vec<ChunkResult> = futures_util::stream::iter(ranges.into_iter().map(Ok::<Range, Error>))
-        .map_ok(|r| verify_chunk(spool, dpool, t, r))
-        .try_buffered(opts.parallel.max(1))
-        .try_collect()
-        .await?;
-    let mut out = TableResult { table: t.display_name(), chunks, ..Default::default() };
+    let results: Vec<ChunkResult> =
+        futures_util::stream::iter(ranges.into_iter().map(Ok::<Range, Error>))
+            .map_ok(|r| verify_chunk(spool, dpool, t, r))
+            .try_buffered(opts.parallel.max(1))
+            .try_collect()
+            .await?;
+    let mut out = TableResult {
+        table: t.display_name(),
+        chunks,
+        ..Default::default()
+    };
     for r in results {
         out.rows_source += r.rows_source;
         out.rows_destination += r.rows_destination;
         out.missing += r.missing.len() as u64;
         out.extra += r.extra.len() as u64;
         out.different += r.different.len() as u64;
-        for (kind, keys) in [("missing", r.missing), ("extra", r.extra), ("different", r.different)] {
+        for (kind, keys) in [
+            ("missing", r.missing),
+            ("extra", r.extra),
+            ("different", r.different),
+        ] {
             for k in keys {
                 if out.first_differences.len() < opts.keys_listed_max {
                     out.first_differences.push(format!("{kind} {k}"));
@@ -170,12 +196,26 @@ async fn verify_chunk(spool: &Pool, dpool: &Pool, t: &Table, range: Range) -> Re
     let json: Vec<bool> = t.columns.iter().map(|c| c.data_type == "json").collect();
     let sql = plan::select_chunk_sql(t, &all, range.lo.as_deref(), range.hi.as_deref())?;
     let (src, dst) = tokio::try_join!(
-        async { read_side(spool, &sql, &cols).await.ctx(format!("reading {} on the source", t.display_name())) },
-        async { read_side(dpool, &sql, &cols).await.ctx(format!("reading {} on the destination", t.display_name())) },
+        async {
+            read_side(spool, &sql, &cols)
+                .await
+                .ctx(format!("reading {} on the source", t.display_name()))
+        },
+        async {
+            read_side(dpool, &sql, &cols)
+                .await
+                .ctx(format!("reading {} on the destination", t.display_name()))
+        },
     )?;
-    let hash_all = |rows: &Vec<Vec<Value>>| -> Vec<RowHash> { rows.par_iter().map(|r| row_hash(r, &json)).collect() };
+    let hash_all = |rows: &Vec<Vec<Value>>| -> Vec<RowHash> {
+        rows.par_iter().map(|r| row_hash(r, &json)).collect()
+    };
     let (sh, dh) = rayon::join(|| hash_all(&src), || hash_all(&dst));
-    let mut res = ChunkResult { rows_source: src.len() as u64, rows_destination: dst.len() as u64, ..Default::default() };
+    let mut res = ChunkResult {
+        rows_source: src.len() as u64,
+        rows_destination: dst.len() as u64,
+        ..Default::default()
+    };
     let digest = |h: &[RowHash]| -> [u8; 32] {
         let mut d = Sha256::new();
         for x in h {
@@ -198,7 +238,10 @@ async fn verify_chunk(spool: &Pool, dpool: &Pool, t: &Table, range: Range) -> Re
     };
     let mut dst_by_key: HashMap<RowHash, Vec<(usize, RowHash)>> = HashMap::new();
     for (i, row) in dst.iter().enumerate() {
-        dst_by_key.entry(key_hash(row)).or_default().push((i, dh[i]));
+        dst_by_key
+            .entry(key_hash(row))
+            .or_default()
+            .push((i, dh[i]));
     }
     for (i, row) in src.iter().enumerate() {
         let k = key_hash(row);

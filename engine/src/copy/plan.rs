@@ -98,8 +98,16 @@ fn force_index(table: &Table) -> String {
 }
 
 /// Reads the columns at `cols` of the rows in one chunk, in key order.
-pub fn select_chunk_sql(table: &Table, cols: &[usize], lo: Option<&[Value]>, hi: Option<&[Value]>) -> Result<String> {
-    let list: Vec<String> = cols.iter().map(|&i| ident(&table.columns[i].name)).collect();
+pub fn select_chunk_sql(
+    table: &Table,
+    cols: &[usize],
+    lo: Option<&[Value]>,
+    hi: Option<&[Value]>,
+) -> Result<String> {
+    let list: Vec<String> = cols
+        .iter()
+        .map(|&i| ident(&table.columns[i].name))
+        .collect();
     let mut sql = format!(
         "SELECT {} FROM {}{} WHERE {}",
         list.join(", "),
@@ -144,7 +152,12 @@ pub fn decode_row(row: mysql_async::Row, cols: &[&Column]) -> Result<Vec<Value>>
 
 /// Walks the key index to cut the table into chunks of `chunk_rows` (the last one open-ended).
 /// A table without a usable key is one chunk.
-pub async fn plan_table(conn: &mut Conn, table: &Table, chunk_rows: u64, ranges_max: usize) -> Result<Vec<Range>> {
+pub async fn plan_table(
+    conn: &mut Conn,
+    table: &Table,
+    chunk_rows: u64,
+    ranges_max: usize,
+) -> Result<Vec<Range>> {
     if table.key.is_none() {
         return Ok(vec![Range { lo: None, hi: None }]);
     }
@@ -160,7 +173,10 @@ pub async fn plan_table(conn: &mut Conn, table: &Table, chunk_rows: u64, ranges_
         match row {
             Some(r) if ranges.len() + 1 < ranges_max => {
                 let hi = decode_row(r, &cols)?;
-                ranges.push(Range { lo: lo.clone(), hi: Some(hi.clone()) });
+                ranges.push(Range {
+                    lo: lo.clone(),
+                    hi: Some(hi.clone()),
+                });
                 lo = Some(hi);
             }
             _ => {
@@ -200,7 +216,11 @@ mod tests {
             name: n.into(),
             data_type: t.into(),
             column_type: t.into(),
-            charset: if t == "varchar" { Some("latin1".into()) } else { None },
+            charset: if t == "varchar" {
+                Some("latin1".into())
+            } else {
+                None
+            },
             nullable: false,
             generated: false,
         };
@@ -208,7 +228,10 @@ mod tests {
             db: "d".into(),
             name: "t".into(),
             columns: vec![col("a", "int"), col("b", "varchar"), col("c", "blob")],
-            key: Some(crate::schema::model::Key { name: "PRIMARY".into(), columns: vec![0, 1] }),
+            key: Some(crate::schema::model::Key {
+                name: "PRIMARY".into(),
+                columns: vec![0, 1],
+            }),
             engine: "InnoDB".into(),
             rows_estimate: 0,
             create_sql: String::new(),

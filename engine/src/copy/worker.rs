@@ -73,25 +73,47 @@ pub async fn run(
     let src_pool = src.pool(Role::ReadRows, workers + 1);
     let dst_pool = dst.pool(Role::Write, workers + 1);
     let mut ctl = dst_pool.get_conn().await.ctx("destination")?;
-    let packet: Option<u64> = ctl.query_first("SELECT @@max_allowed_packet").await.ctx("destination")?;
-    let batch_bytes = opts.batch_bytes.min(packet.map(|p| (p / 2) as usize).unwrap_or(opts.batch_bytes)).max(64 << 10);
+    let packet: Option<u64> = ctl
+        .query_first("SELECT @@max_allowed_packet")
+        .await
+        .ctx("destination")?;
+    let batch_bytes = opts
+        .batch_bytes
+        .min(packet.map(|p| (p / 2) as usize).unwrap_or(opts.batch_bytes))
+        .max(64 << 10);
 
     let (tx, rx) = mpsc::channel::<Job>(workers * 4);
     let rx = Arc::new(Mutex::new(rx));
-    let report = Arc::new(std::sync::Mutex::new(CopyReport { tables: tables.len(), ..Default::default() }));
+    let report = Arc::new(std::sync::Mutex::new(CopyReport {
+        tables: tables.len(),
+        ..Default::default()
+    }));
     let mut set = tokio::task::JoinSet::new();
     for w in 0..workers {
         let rx = rx.clone();
-        let (src_pool, dst_pool, meta, progress, report) =
-            (src_pool.clone(), dst_pool.clone(), meta.clone(), progress.clone(), report.clone());
+        let (src_pool, dst_pool, meta, progress, report) = (
+            src_pool.clone(),
+            dst_pool.clone(),
+            meta.clone(),
+            progress.clone(),
+            report.clone(),
+        );
         let attempts = opts.chunk_attempts.max(1);
         set.spawn(async move {
             loop {
                 let job = { rx.lock().await.recv().await };
-                let Some(job) = job else { return Ok::<(), Error>(()) };
-                let rows = copy_with_retries(&src_pool, &dst_pool, &meta, &job, batch_bytes, attempts, w).await?;
+                let Some(job) = job else {
+                    return Ok::<(), Error>(());
+                };
+                let rows =
+                    copy_with_retries(&src_pool, &dst_pool, &meta, &job, batch_bytes, attempts, w)
+                        .await?;
                 progress.rows(&job.table.display_name(), rows);
-                if job.remaining.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                if job
+                    .remaining
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+                    == 1
+                {
                     progress.table_done(&job.table.display_name());
                     info!(table = %job.table.display_name(), "table copied");
                 }
@@ -113,21 +135,45 @@ pub async fn run(
             let chunks = match meta.chunks(&mut ctl, &t.db, &t.name).await? {
                 Some(c) => c,
                 None => {
-                    let ranges = plan::plan_table(&mut splan, &t, opts.chunk_rows, opts.chunks_per_table_max).await?;
+                    let ranges = plan::plan_table(
+                        &mut splan,
+                        &t,
+                        opts.chunk_rows,
+                        opts.chunks_per_table_max,
+                    )
+                    .await?;
                     let rows: Vec<ChunkRow> = ranges
                         .iter()
                         .enumerate()
                         .map(|(i, r)| -> Result<ChunkRow> {
                             Ok(ChunkRow {
                                 chunk_no: i as u32,
-                                lo: r.lo.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?,
-                                hi: r.hi.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?,
+                                lo: r
+                                    .lo
+                                    .as_ref()
+                                    .map(serde_json::to_string)
+                                    .transpose()
+                                    .map_err(json_err)?,
+                                hi: r
+                                    .hi
+                                    .as_ref()
+                                    .map(serde_json::to_string)
+                                    .transpose()
+                                    .map_err(json_err)?,
                                 done: false,
                                 rows: 0,
                             })
                         })
                         .collect::<Result<_>>()?;
-                    meta.save_plan(&mut ctl, &t.db, &t.name, t.key.as_ref().map(|k| k.name.as_str()), t.rows_estimate, &rows).await?;
+                    meta.save_plan(
+                        &mut ctl,
+                        &t.db,
+                        &t.name,
+                        t.key.as_ref().map(|k| k.name.as_str()),
+                        t.rows_estimate,
+                        &rows,
+                    )
+                    .await?;
                     debug!(table = %t.display_name(), chunks = rows.len(), "planned");
                     rows
                 }
@@ -143,8 +189,16 @@ pub async fn run(
             progress.table_started(&t.display_name(), t.rows_estimate, done_rows);
             let remaining = Arc::new(std::sync::atomic::AtomicU32::new(pending.len() as u32));
             for c in pending {
-                let range = Range { lo: parse_bound(c.lo.as_deref())?, hi: parse_bound(c.hi.as_deref())? };
-                let job = Job { table: t.clone(), chunk_no: c.chunk_no, range, remaining: remaining.clone() };
+                let range = Range {
+                    lo: parse_bound(c.lo.as_deref())?,
+                    hi: parse_bound(c.hi.as_deref())?,
+                };
+                let job = Job {
+                    table: t.clone(),
+                    chunk_no: c.chunk_no,
+                    range,
+                    remaining: remaining.clone(),
+                };
                 if tx.send(job).await.is_err() {
                     // Every worker stopped: their error is reported below.
                     return Ok(());
@@ -157,7 +211,12 @@ pub async fn run(
     drop(tx);
     let mut first_err = planned.err();
     while let Some(res) = set.join_next().await {
-        let res = res.unwrap_or_else(|e| Err(Error::definite(&codes::SQL_OTHER, format!("copy worker died: {e}"))));
+        let res = res.unwrap_or_else(|e| {
+            Err(Error::definite(
+                &codes::SQL_OTHER,
+                format!("copy worker died: {e}"),
+            ))
+        });
         if let Err(e) = res {
             if first_err.is_none() {
                 first_err = Some(e);
@@ -181,7 +240,8 @@ fn json_err(e: serde_json::Error) -> Error {
 }
 
 fn parse_bound(s: Option<&str>) -> Result<Option<Vec<Value>>> {
-    s.map(|s| serde_json::from_str(s).map_err(json_err)).transpose()
+    s.map(|s| serde_json::from_str(s).map_err(json_err))
+        .transpose()
 }
 
 async fn copy_with_retries(
@@ -205,22 +265,37 @@ async fn copy_with_retries(
                 attempt += 1;
             }
             Err(e) => {
-                return Err(e.context(format!("copying {} chunk {}", job.table.display_name(), job.chunk_no)))
+                return Err(e.context(format!(
+                    "copying {} chunk {}",
+                    job.table.display_name(),
+                    job.chunk_no
+                )))
             }
         }
     }
 }
 
 /// Copies one chunk in one destination transaction that also marks it done: all or nothing.
-async fn copy_chunk(src: &Pool, dst: &Pool, meta: &Meta, job: &Job, batch_bytes: usize) -> Result<u64> {
+async fn copy_chunk(
+    src: &Pool,
+    dst: &Pool,
+    meta: &Meta,
+    job: &Job,
+    batch_bytes: usize,
+) -> Result<u64> {
     let t = &job.table;
     let cols: Vec<usize> = t.writable_columns().map(|(i, _)| i).collect();
-    let col_refs: Vec<&crate::schema::model::Column> = cols.iter().map(|&i| &t.columns[i]).collect();
+    let col_refs: Vec<&crate::schema::model::Column> =
+        cols.iter().map(|&i| &t.columns[i]).collect();
     let sql = plan::select_chunk_sql(t, &cols, job.range.lo.as_deref(), job.range.hi.as_deref())?;
     let prefix = format!(
         "INSERT INTO {} ({}) VALUES ",
         t.qualified(),
-        col_refs.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ")
+        col_refs
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     let mut dconn = dst.get_conn().await?;
@@ -250,7 +325,8 @@ async fn copy_chunk(src: &Pool, dst: &Pool, meta: &Meta, job: &Job, batch_bytes:
     if !batch.is_empty() {
         tx.query_drop(&batch).await?;
     }
-    tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows)).await?;
+    tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows))
+        .await?;
     tx.commit().await?;
     Ok(rows)
 }

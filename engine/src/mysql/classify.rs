@@ -19,8 +19,8 @@ pub fn classify(errno: u16) -> Class {
         // Lock wait timeout, deadlock, too many connections, server shutdown in progress, query interrupted
         // by shutdown, connection killed (MariaDB 1927), lost connection/gone away (client 2006, 2013),
         // can't connect (2002, 2003), net read/write interrupted (1158-1161), out of resources (1041).
-        1205 | 1213 | 1040 | 1053 | 1927 | 2006 | 2013 | 2002 | 2003 | 1158 | 1159 | 1160 | 1161 | 1041
-        | 1043 => Transient,
+        1205 | 1213 | 1040 | 1053 | 1927 | 2006 | 2013 | 2002 | 2003 | 1158 | 1159 | 1160
+        | 1161 | 1041 | 1043 => Transient,
         // Access denied to the server, a database, a table, a column, a privilege, a routine.
         1045 | 1698 => Definite(&codes::CON_AUTH),
         1044 | 1142 | 1143 | 1227 | 1370 | 1211 => Definite(&codes::PRIV_MISSING),

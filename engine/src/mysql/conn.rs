@@ -176,9 +176,9 @@ async fn open(ep: &Endpoint, tls: bool) -> Result<mysql_async::Conn, OpenError> 
             .into(),
         ))),
         Ok(Ok(c)) => Ok(c),
-        Ok(Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))) => {
-            Err(OpenError::NoTlsOnServer)
-        }
+        Ok(Err(mysql_async::Error::Driver(
+            mysql_async::DriverError::NoClientSslFlagFromServer,
+        ))) => Err(OpenError::NoTlsOnServer),
         Ok(Err(e)) => Err(OpenError::Other(e)),
     }
 }

@@ -22,6 +22,7 @@ pub struct ApplyReport {
 /// Databases, tables (with FKs), functions, procedures and views.
 pub async fn pre_data(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
+    check_conflicts(conn, meta, schema).await?;
     for db in &schema.databases {
         conn.query_drop(format!(
             "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET {} COLLATE {}",
@@ -50,13 +51,63 @@ pub async fn post_data(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> R
     Ok(report)
 }
 
+/// How many conflicting names one error lists.
+const CONFLICTS_LISTED_MAX: usize = 20;
+
+/// Refuses, before anything is written, when any object the task would create (post-data ones included) already
+/// exists on the destination without this task having created it. Existing databases are adopted.
+async fn check_conflicts(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Result<()> {
+    let items = schema
+        .tables
+        .iter()
+        .map(|t| (ObjectKind::Table, t.db.as_str(), t.name.as_str()))
+        .chain(
+            schema
+                .objects
+                .iter()
+                .map(|o| (o.kind, o.db.as_str(), o.name.as_str())),
+        );
+    let mut found = Vec::new();
+    let mut total = 0usize;
+    for (kind, db, name) in items {
+        if exists(conn, kind, db, name).await?
+            && meta.object_state(conn, kind, db, name).await?.is_none()
+        {
+            total += 1;
+            if found.len() < CONFLICTS_LISTED_MAX {
+                found.push(format!("{} {db}.{name}", kind.as_str()));
+            }
+        }
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    let more = if total > found.len() {
+        format!(" and {} more", total - found.len())
+    } else {
+        String::new()
+    };
+    Err(Error::definite(
+        &codes::SCH_NAME_CONFLICT,
+        format!(
+            "{total} object(s) exist on the destination and were not created by this task: {}{more}; no object was created",
+            found.join(", ")
+        ),
+    ))
+}
+
 /// One thing to create.
 enum Item<'a> {
     Table(&'a Table),
     Object(&'a Object),
 }
 
-async fn create_one(conn: &mut Conn, meta: &Meta, item: Item<'_>, report: &mut ApplyReport) -> Result<()> {
+async fn create_one(
+    conn: &mut Conn,
+    meta: &Meta,
+    item: Item<'_>,
+    report: &mut ApplyReport,
+) -> Result<()> {
     let (kind, db, name) = match &item {
         Item::Table(t) => (ObjectKind::Table, t.db.as_str(), t.name.as_str()),
         Item::Object(o) => (o.kind, o.db.as_str(), o.name.as_str()),
@@ -67,7 +118,8 @@ async fn create_one(conn: &mut Conn, meta: &Meta, item: Item<'_>, report: &mut A
     match (state.as_deref(), exists) {
         (Some("created"), true) | (Some("creating"), true) => {
             if state.as_deref() == Some("creating") {
-                meta.set_object_state(conn, kind, db, name, "created").await?;
+                meta.set_object_state(conn, kind, db, name, "created")
+                    .await?;
             }
             report.already_created.push(label);
             return Ok(());
@@ -80,12 +132,14 @@ async fn create_one(conn: &mut Conn, meta: &Meta, item: Item<'_>, report: &mut A
         }
         _ => {}
     }
-    meta.set_object_state(conn, kind, db, name, "creating").await?;
+    meta.set_object_state(conn, kind, db, name, "creating")
+        .await?;
     match item {
         Item::Table(t) => create_table(conn, t).await?,
         Item::Object(o) => create_object(conn, o).await?,
     }
-    meta.set_object_state(conn, kind, db, name, "created").await?;
+    meta.set_object_state(conn, kind, db, name, "created")
+        .await?;
     info!(object = %label, "created");
     report.created.push(label);
     Ok(())
@@ -106,7 +160,10 @@ async fn exists(conn: &mut Conn, kind: ObjectKind, db: &str, name: &str) -> Resu
         ObjectKind::Trigger => "SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME = ?",
         ObjectKind::Event => "SELECT 1 FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND EVENT_NAME = ?",
     };
-    let found: Option<u8> = conn.exec_first(sql, (db, name)).await.ctx("checking the destination")?;
+    let found: Option<u8> = conn
+        .exec_first(sql, (db, name))
+        .await
+        .ctx("checking the destination")?;
     Ok(found.is_some())
 }
 
@@ -120,28 +177,46 @@ fn create_failed(e: mysql_async::Error, what: &str) -> Error {
 }
 
 async fn create_table(conn: &mut Conn, t: &Table) -> Result<()> {
-    conn.query_drop(format!("USE {}", ident(&t.db))).await.ctx("USE")?;
-    conn.query_drop(&t.create_sql)
+    conn.query_drop(format!("USE {}", ident(&t.db)))
         .await
-        .map_err(|e| create_failed(e, &format!("CREATE TABLE {} ({})", t.display_name(), t.create_sql)))
+        .ctx("USE")?;
+    conn.query_drop(&t.create_sql).await.map_err(|e| {
+        create_failed(
+            e,
+            &format!("CREATE TABLE {} ({})", t.display_name(), t.create_sql),
+        )
+    })
 }
 
 async fn create_object(conn: &mut Conn, o: &Object) -> Result<()> {
     let sql = rewrite::destination_sql(o)?;
-    conn.query_drop(format!("USE {}", ident(&o.db))).await.ctx("USE")?;
+    conn.query_drop(format!("USE {}", ident(&o.db)))
+        .await
+        .ctx("USE")?;
     let mode = o.sql_mode.as_deref().unwrap_or(WRITE_SQL_MODE);
-    conn.query_drop(format!("SET SESSION sql_mode = {}", string(mode))).await.ctx("sql_mode")?;
+    conn.query_drop(format!("SET SESSION sql_mode = {}", string(mode)))
+        .await
+        .ctx("sql_mode")?;
     if let Some(tz) = &o.time_zone {
-        conn.query_drop(format!("SET SESSION time_zone = {}", string(tz))).await.ctx("time_zone")?;
+        conn.query_drop(format!("SET SESSION time_zone = {}", string(tz)))
+            .await
+            .ctx("time_zone")?;
     }
     let what = format!("{} {}.{}", o.kind.as_str(), o.db, o.name);
-    let result = conn.query_drop(&sql).await.map_err(|e| create_failed(e, &format!("{what} ({sql})")));
+    let result = conn
+        .query_drop(&sql)
+        .await
+        .map_err(|e| create_failed(e, &format!("{what} ({sql})")));
     // Routines run with the caller's rights: users are not migrated, so a DEFINER would not exist.
     let result = match (result, o.kind) {
         (Ok(()), ObjectKind::Function | ObjectKind::Procedure) => conn
             .query_drop(format!(
                 "ALTER {} {} SQL SECURITY INVOKER",
-                if o.kind == ObjectKind::Function { "FUNCTION" } else { "PROCEDURE" },
+                if o.kind == ObjectKind::Function {
+                    "FUNCTION"
+                } else {
+                    "PROCEDURE"
+                },
                 qualified(&o.db, &o.name)
             ))
             .await

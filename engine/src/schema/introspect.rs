@@ -32,7 +32,10 @@ fn required(row: &Row, i: usize, what: &str) -> Result<String> {
 
 /// The text of the column named `name` (SHOW CREATE ... results are read by column name).
 fn named(row: &Row, name: &str) -> Option<String> {
-    let i = row.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case(name))?;
+    let i = row
+        .columns_ref()
+        .iter()
+        .position(|c| c.name_str().eq_ignore_ascii_case(name))?;
     text(row, i)
 }
 
@@ -46,7 +49,10 @@ pub async fn read(conn: &mut Conn, objects: &Objects, meta_schema: &str) -> Resu
     }
     for t in &objects.tables {
         if let Some((db, name)) = t.split_once('.') {
-            if let Some(set) = per_db.entry(db.to_string()).or_insert_with(|| Some(BTreeSet::new())) {
+            if let Some(set) = per_db
+                .entry(db.to_string())
+                .or_insert_with(|| Some(BTreeSet::new()))
+            {
                 set.insert(name.to_string());
             }
         }
@@ -136,16 +142,19 @@ async fn read_tables(
     let mut columns: BTreeMap<String, Vec<Column>> = BTreeMap::new();
     for r in &col_rows {
         let extra = text(r, 6).unwrap_or_default().to_ascii_uppercase();
-        columns.entry(required(r, 0, "table name")?).or_default().push(Column {
-            name: required(r, 1, "column name")?,
-            data_type: required(r, 2, "data type")?.to_ascii_lowercase(),
-            column_type: required(r, 3, "column type")?,
-            nullable: text(r, 4).as_deref() == Some("YES"),
-            charset: text(r, 5),
-            generated: extra.contains("VIRTUAL GENERATED")
-                || extra.contains("STORED GENERATED")
-                || extra.contains("PERSISTENT GENERATED"),
-        });
+        columns
+            .entry(required(r, 0, "table name")?)
+            .or_default()
+            .push(Column {
+                name: required(r, 1, "column name")?,
+                data_type: required(r, 2, "data type")?.to_ascii_lowercase(),
+                column_type: required(r, 3, "column type")?,
+                nullable: text(r, 4).as_deref() == Some("YES"),
+                charset: text(r, 5),
+                generated: extra.contains("VIRTUAL GENERATED")
+                    || extra.contains("STORED GENERATED")
+                    || extra.contains("PERSISTENT GENERATED"),
+            });
     }
 
     let idx_rows: Vec<Row> = conn
@@ -158,12 +167,15 @@ async fn read_tables(
         .ctx(format!("reading indexes of {db}"))?;
     let mut indexes: BTreeMap<String, Vec<IndexPart>> = BTreeMap::new();
     for r in &idx_rows {
-        indexes.entry(required(r, 0, "table name")?).or_default().push(IndexPart {
-            index: required(r, 1, "index name")?,
-            unique: text(r, 2).as_deref() == Some("0"),
-            column: text(r, 3),
-            prefix: text(r, 4).is_some(),
-        });
+        indexes
+            .entry(required(r, 0, "table name")?)
+            .or_default()
+            .push(IndexPart {
+                index: required(r, 1, "index name")?,
+                unique: text(r, 2).as_deref() == Some("0"),
+                column: text(r, 3),
+                prefix: text(r, 4).is_some(),
+            });
     }
 
     let mut tables = Vec::new();
@@ -172,10 +184,12 @@ async fn read_tables(
             .query_first(format!("SHOW CREATE TABLE {}", quote::qualified(db, &name)))
             .await
             .ctx(format!("SHOW CREATE TABLE {db}.{name}"))?;
-        let create_sql = create
-            .as_ref()
-            .and_then(|r| text(r, 1))
-            .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("SHOW CREATE TABLE {db}.{name}")))?;
+        let create_sql = create.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| {
+            Error::definite(
+                &codes::SCH_INTROSPECT,
+                format!("SHOW CREATE TABLE {db}.{name}"),
+            )
+        })?;
         let cols = columns.remove(&name).unwrap_or_default();
         let key = choose_key(&cols, indexes.get(&name).map(Vec::as_slice).unwrap_or(&[]));
         tables.push(Table {
@@ -206,8 +220,23 @@ pub struct IndexPart {
 fn orderable(data_type: &str) -> bool {
     matches!(
         data_type,
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal" | "numeric"
-            | "char" | "varchar" | "binary" | "varbinary" | "date" | "datetime" | "timestamp" | "time" | "year"
+        "tinyint"
+            | "smallint"
+            | "mediumint"
+            | "int"
+            | "integer"
+            | "bigint"
+            | "decimal"
+            | "numeric"
+            | "char"
+            | "varchar"
+            | "binary"
+            | "varbinary"
+            | "date"
+            | "datetime"
+            | "timestamp"
+            | "time"
+            | "year"
     )
 }
 
@@ -225,7 +254,9 @@ pub fn choose_key(columns: &[Column], parts: &[IndexPart]) -> Option<Key> {
         let mut cols = Vec::new();
         for p in &parts {
             let Some(name) = &p.column else { break };
-            let Some(i) = columns.iter().position(|c| &c.name == name) else { break };
+            let Some(i) = columns.iter().position(|c| &c.name == name) else {
+                break;
+            };
             if columns[i].nullable || !orderable(&columns[i].data_type) {
                 break;
             }
@@ -260,10 +291,15 @@ async fn read_objects(conn: &mut Conn, db: &str, out: &mut Vec<Object>) -> Resul
             _ => continue,
         };
         let row: Option<Row> = conn
-            .query_first(format!("SHOW CREATE {show} {}", quote::qualified(db, &name)))
+            .query_first(format!(
+                "SHOW CREATE {show} {}",
+                quote::qualified(db, &name)
+            ))
             .await
             .ctx(format!("SHOW CREATE {show} {db}.{name}"))?;
-        let row = row.ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("{show} {db}.{name}")))?;
+        let row = row.ok_or_else(|| {
+            Error::definite(&codes::SCH_INTROSPECT, format!("{show} {db}.{name}"))
+        })?;
         out.push(Object {
             kind,
             db: db.to_string(),
@@ -296,7 +332,12 @@ async fn read_objects(conn: &mut Conn, db: &str, out: &mut Vec<Object>) -> Resul
         let sql = row
             .as_ref()
             .and_then(|r| named(r, "Create View"))
-            .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("SHOW CREATE VIEW {db}.{name}")))?;
+            .ok_or_else(|| {
+                Error::definite(
+                    &codes::SCH_INTROSPECT,
+                    format!("SHOW CREATE VIEW {db}.{name}"),
+                )
+            })?;
         view_objs.push(Object {
             kind: ObjectKind::View,
             db: db.to_string(),
@@ -319,15 +360,21 @@ async fn read_objects(conn: &mut Conn, db: &str, out: &mut Vec<Object>) -> Resul
     for r in &triggers {
         let name = required(r, 0, "trigger name")?;
         let row: Option<Row> = conn
-            .query_first(format!("SHOW CREATE TRIGGER {}", quote::qualified(db, &name)))
+            .query_first(format!(
+                "SHOW CREATE TRIGGER {}",
+                quote::qualified(db, &name)
+            ))
             .await
             .ctx(format!("SHOW CREATE TRIGGER {db}.{name}"))?;
-        let row = row.ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("TRIGGER {db}.{name}")))?;
+        let row = row.ok_or_else(|| {
+            Error::definite(&codes::SCH_INTROSPECT, format!("TRIGGER {db}.{name}"))
+        })?;
         out.push(Object {
             kind: ObjectKind::Trigger,
             db: db.to_string(),
-            create_sql: named(&row, "SQL Original Statement")
-                .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("TRIGGER {db}.{name}")))?,
+            create_sql: named(&row, "SQL Original Statement").ok_or_else(|| {
+                Error::definite(&codes::SCH_INTROSPECT, format!("TRIGGER {db}.{name}"))
+            })?,
             sql_mode: named(&row, "sql_mode"),
             time_zone: None,
             name,
@@ -347,12 +394,14 @@ async fn read_objects(conn: &mut Conn, db: &str, out: &mut Vec<Object>) -> Resul
             .query_first(format!("SHOW CREATE EVENT {}", quote::qualified(db, &name)))
             .await
             .ctx(format!("SHOW CREATE EVENT {db}.{name}"))?;
-        let row = row.ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("EVENT {db}.{name}")))?;
+        let row = row
+            .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("EVENT {db}.{name}")))?;
         out.push(Object {
             kind: ObjectKind::Event,
             db: db.to_string(),
-            create_sql: named(&row, "Create Event")
-                .ok_or_else(|| Error::definite(&codes::SCH_INTROSPECT, format!("EVENT {db}.{name}")))?,
+            create_sql: named(&row, "Create Event").ok_or_else(|| {
+                Error::definite(&codes::SCH_INTROSPECT, format!("EVENT {db}.{name}"))
+            })?,
             sql_mode: named(&row, "sql_mode"),
             time_zone: named(&row, "time_zone"),
             name,
@@ -377,13 +426,22 @@ mod tests {
     }
 
     fn part(index: &str, unique: bool, column: &str) -> IndexPart {
-        IndexPart { index: index.into(), unique, column: Some(column.into()), prefix: false }
+        IndexPart {
+            index: index.into(),
+            unique,
+            column: Some(column.into()),
+            prefix: false,
+        }
     }
 
     #[test]
     fn primary_key_wins() {
         let cols = vec![col("a", "int", false), col("b", "varchar", false)];
-        let parts = vec![part("PRIMARY", true, "a"), part("PRIMARY", true, "b"), part("u", true, "b")];
+        let parts = vec![
+            part("PRIMARY", true, "a"),
+            part("PRIMARY", true, "b"),
+            part("u", true, "b"),
+        ];
         let k = choose_key(&cols, &parts).expect("a key");
         assert_eq!(k.name, "PRIMARY");
         assert_eq!(k.columns, vec![0, 1]);
@@ -391,8 +449,17 @@ mod tests {
 
     #[test]
     fn unique_not_null_key_is_used_without_pk() {
-        let cols = vec![col("a", "int", true), col("b", "bigint", false), col("c", "int", false)];
-        let parts = vec![part("ua", true, "a"), part("ubc", true, "b"), part("ubc", true, "c"), part("ub", true, "b")];
+        let cols = vec![
+            col("a", "int", true),
+            col("b", "bigint", false),
+            col("c", "int", false),
+        ];
+        let parts = vec![
+            part("ua", true, "a"),
+            part("ubc", true, "b"),
+            part("ubc", true, "c"),
+            part("ub", true, "b"),
+        ];
         let k = choose_key(&cols, &parts).expect("a key");
         assert_eq!(k.name, "ub");
     }
@@ -402,7 +469,12 @@ mod tests {
         let cols = vec![col("a", "double", false), col("b", "int", false)];
         let parts = vec![part("PRIMARY", true, "a"), part("ib", false, "b")];
         assert!(choose_key(&cols, &parts).is_none());
-        let prefix = vec![IndexPart { index: "PRIMARY".into(), unique: true, column: Some("b".into()), prefix: true }];
+        let prefix = vec![IndexPart {
+            index: "PRIMARY".into(),
+            unique: true,
+            column: Some("b".into()),
+            prefix: true,
+        }];
         assert!(choose_key(&cols, &prefix).is_none());
     }
 }

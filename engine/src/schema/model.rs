@@ -50,7 +50,10 @@ impl Table {
 
     /// Columns that are written on insert (generated columns are computed by the destination).
     pub fn writable_columns(&self) -> impl Iterator<Item = (usize, &Column)> {
-        self.columns.iter().enumerate().filter(|(_, c)| !c.generated)
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.generated)
     }
 
     pub fn key_columns(&self) -> Vec<&Column> {

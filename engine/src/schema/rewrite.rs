@@ -16,9 +16,14 @@ struct Tokens {
 impl Tokens {
     fn new(sql: &str) -> Result<Tokens> {
         let dialect = MySqlDialect {};
-        let spans: Vec<TokenWithSpan> = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| {
-            Error::definite(&codes::SCH_CREATE_FAILED, format!("cannot tokenize statement: {e}"))
-        })?;
+        let spans: Vec<TokenWithSpan> = Tokenizer::new(&dialect, sql)
+            .tokenize_with_location()
+            .map_err(|e| {
+                Error::definite(
+                    &codes::SCH_CREATE_FAILED,
+                    format!("cannot tokenize statement: {e}"),
+                )
+            })?;
         let lines = line_starts(sql);
         let toks = spans
             .into_iter()
@@ -62,9 +67,15 @@ fn line_starts(sql: &str) -> Vec<usize> {
 /// Converts a 1-based line/column (in chars) to a byte offset.
 fn offset(sql: &str, lines: &[usize], loc: Location) -> usize {
     let line = (loc.line.max(1) - 1) as usize;
-    let Some(&start) = lines.get(line) else { return sql.len() };
+    let Some(&start) = lines.get(line) else {
+        return sql.len();
+    };
     let col = (loc.column.max(1) - 1) as usize;
-    sql[start..].char_indices().nth(col).map(|(i, _)| start + i).unwrap_or(sql.len())
+    sql[start..]
+        .char_indices()
+        .nth(col)
+        .map(|(i, _)| start + i)
+        .unwrap_or(sql.len())
 }
 
 /// Applies byte-range replacements (non-overlapping, any order).
@@ -88,19 +99,28 @@ const OBJECT_WORDS: &[&str] = &["VIEW", "PROCEDURE", "FUNCTION", "TRIGGER", "EVE
 pub fn strip_definer(sql: &str) -> Result<String> {
     let t = Tokens::new(sql)?;
     let stop = t.find_word(OBJECT_WORDS).unwrap_or(t.toks.len());
-    let Some(d) = (0..stop).find(|&i| t.is_word(i, "DEFINER") && t.next_solid(i + 1).is_some_and(|j| t.toks[j].0 == Token::Eq))
-    else {
+    let Some(d) = (0..stop).find(|&i| {
+        t.is_word(i, "DEFINER")
+            && t.next_solid(i + 1)
+                .is_some_and(|j| t.toks[j].0 == Token::Eq)
+    }) else {
         return Ok(sql.to_string());
     };
     let eq = t.next_solid(d + 1).unwrap_or(d);
-    let Some(first) = t.next_solid(eq + 1) else { return Ok(sql.to_string()) };
+    let Some(first) = t.next_solid(eq + 1) else {
+        return Ok(sql.to_string());
+    };
     // The account runs up to the next whitespace: `root`@`localhost`, 'a'@'%', CURRENT_USER, CURRENT_USER().
     let mut end = first;
     while end < t.toks.len() && !matches!(t.toks[end].0, Token::Whitespace(_)) {
         end += 1;
     }
     // Swallow the whitespace after the clause so no double space is left.
-    let cut_end = if end < t.toks.len() { t.toks[end].2 } else { sql.len() };
+    let cut_end = if end < t.toks.len() {
+        t.toks[end].2
+    } else {
+        sql.len()
+    };
     Ok(splice(sql, vec![(t.toks[d].1, cut_end, String::new())]))
 }
 
@@ -108,41 +128,69 @@ pub fn strip_definer(sql: &str) -> Result<String> {
 pub fn view_security_invoker(sql: &str) -> Result<String> {
     let t = Tokens::new(sql)?;
     let Some(view) = t.find_word(&["VIEW"]) else {
-        return Err(Error::definite(&codes::SCH_CREATE_FAILED, format!("not a CREATE VIEW: {sql}")));
+        return Err(Error::definite(
+            &codes::SCH_CREATE_FAILED,
+            format!("not a CREATE VIEW: {sql}"),
+        ));
     };
     for i in 0..view {
         if t.is_word(i, "SQL") {
             if let Some(j) = t.next_solid(i + 1).filter(|&j| t.is_word(j, "SECURITY")) {
                 if let Some(k) = t.next_solid(j + 1) {
-                    return Ok(splice(sql, vec![(t.toks[k].1, t.toks[k].2, "INVOKER".into())]));
+                    return Ok(splice(
+                        sql,
+                        vec![(t.toks[k].1, t.toks[k].2, "INVOKER".into())],
+                    ));
                 }
             }
         }
     }
-    Ok(splice(sql, vec![(t.toks[view].1, t.toks[view].1, "SQL SECURITY INVOKER ".into())]))
+    Ok(splice(
+        sql,
+        vec![(
+            t.toks[view].1,
+            t.toks[view].1,
+            "SQL SECURITY INVOKER ".into(),
+        )],
+    ))
 }
 
 /// A CREATE EVENT statement that creates the event DISABLEd (enabled at cutover).
 pub fn disable_event(sql: &str) -> Result<String> {
     let t = Tokens::new(sql)?;
     let Some(body) = t.find_word(&["DO"]) else {
-        return Err(Error::definite(&codes::SCH_CREATE_FAILED, format!("not a CREATE EVENT: {sql}")));
+        return Err(Error::definite(
+            &codes::SCH_CREATE_FAILED,
+            format!("not a CREATE EVENT: {sql}"),
+        ));
     };
     for i in 0..body {
         if t.is_word(i, "ENABLE") {
-            return Ok(splice(sql, vec![(t.toks[i].1, t.toks[i].2, "DISABLE".into())]));
+            return Ok(splice(
+                sql,
+                vec![(t.toks[i].1, t.toks[i].2, "DISABLE".into())],
+            ));
         }
         if t.is_word(i, "DISABLE") {
             // DISABLE ON SLAVE (MariaDB) / DISABLE ON REPLICA: make it plainly DISABLE.
             if let Some(on) = t.next_solid(i + 1).filter(|&j| t.is_word(j, "ON")) {
-                if let Some(who) = t.next_solid(on + 1).filter(|&k| t.is_word(k, "SLAVE") || t.is_word(k, "REPLICA")) {
-                    return Ok(splice(sql, vec![(t.toks[i].2, t.toks[who].2, String::new())]));
+                if let Some(who) = t
+                    .next_solid(on + 1)
+                    .filter(|&k| t.is_word(k, "SLAVE") || t.is_word(k, "REPLICA"))
+                {
+                    return Ok(splice(
+                        sql,
+                        vec![(t.toks[i].2, t.toks[who].2, String::new())],
+                    ));
                 }
             }
             return Ok(sql.to_string());
         }
     }
-    Ok(splice(sql, vec![(t.toks[body].1, t.toks[body].1, "DISABLE ".into())]))
+    Ok(splice(
+        sql,
+        vec![(t.toks[body].1, t.toks[body].1, "DISABLE ".into())],
+    ))
 }
 
 /// The statement that creates `o` on the destination.
@@ -158,7 +206,10 @@ pub fn destination_sql(o: &Object) -> Result<String> {
 /// Orders views so each comes after the views it selects from. A view depends on another when the other's name
 /// appears as an identifier in its definition (over-approximate: it can only add order, never drop a needed one).
 pub fn order_views(views: Vec<Object>) -> Result<Vec<Object>> {
-    let names: BTreeSet<(String, String)> = views.iter().map(|v| (v.db.clone(), v.name.clone())).collect();
+    let names: BTreeSet<(String, String)> = views
+        .iter()
+        .map(|v| (v.db.clone(), v.name.clone()))
+        .collect();
     let mut deps: BTreeMap<(String, String), BTreeSet<(String, String)>> = BTreeMap::new();
     for v in &views {
         let t = Tokens::new(&v.create_sql)?;
@@ -174,14 +225,19 @@ pub fn order_views(views: Vec<Object>) -> Result<Vec<Object>> {
         }
         deps.insert((v.db.clone(), v.name.clone()), d);
     }
-    let mut by_key: BTreeMap<(String, String), Object> =
-        views.into_iter().map(|v| ((v.db.clone(), v.name.clone()), v)).collect();
+    let mut by_key: BTreeMap<(String, String), Object> = views
+        .into_iter()
+        .map(|v| ((v.db.clone(), v.name.clone()), v))
+        .collect();
     let mut out = Vec::new();
     let mut done: BTreeSet<(String, String)> = BTreeSet::new();
     while !by_key.is_empty() {
         let ready: Vec<(String, String)> = by_key
             .keys()
-            .filter(|k| deps.get(*k).is_none_or(|d| d.iter().all(|x| done.contains(x))))
+            .filter(|k| {
+                deps.get(*k)
+                    .is_none_or(|d| d.iter().all(|x| done.contains(x)))
+            })
             .cloned()
             .collect();
         if ready.is_empty() {
@@ -269,16 +325,26 @@ mod tests {
     fn views_come_after_their_dependencies() {
         let v = vec![
             view("a_top", "CREATE VIEW `a_top` AS select * from `d`.`m_mid`"),
-            view("m_mid", "CREATE VIEW `m_mid` AS select * from `d`.`z_base` join t"),
+            view(
+                "m_mid",
+                "CREATE VIEW `m_mid` AS select * from `d`.`z_base` join t",
+            ),
             view("z_base", "CREATE VIEW `z_base` AS select 1 AS x"),
         ];
-        let order: Vec<String> = order_views(v).unwrap().into_iter().map(|o| o.name).collect();
+        let order: Vec<String> = order_views(v)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
         assert_eq!(order, ["z_base", "m_mid", "a_top"]);
     }
 
     #[test]
     fn view_cycles_are_reported() {
-        let v = vec![view("a", "CREATE VIEW a AS select * from b"), view("b", "CREATE VIEW b AS select * from a")];
+        let v = vec![
+            view("a", "CREATE VIEW a AS select * from b"),
+            view("b", "CREATE VIEW b AS select * from a"),
+        ];
         assert_eq!(order_views(v).unwrap_err().code().id, "FERRY-SCH-005");
     }
 }

@@ -15,15 +15,25 @@ fn readme_lists_every_error_code_with_its_summary() {
         assert!(readme.contains(&row), "README.md lacks the row `{row}`");
     }
     let listed = readme.lines().filter(|l| l.starts_with("| FERRY-")).count();
-    assert_eq!(listed, ferry_engine::codes::ALL.len(), "README.md lists codes that codes.rs does not have");
+    assert_eq!(
+        listed,
+        ferry_engine::codes::ALL.len(),
+        "README.md lists codes that codes.rs does not have"
+    );
 }
 
 #[test]
 fn the_two_commands_exist_and_ci_runs_the_test_one() {
     let readme = read("README.md");
     for cmd in ["scripts/demo", "scripts/test"] {
-        assert!(readme.contains(&format!("\n{cmd} ")), "README.md does not show {cmd}");
-        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(cmd).is_file(), "{cmd} is missing");
+        assert!(
+            readme.contains(&format!("\n{cmd} ")),
+            "README.md does not show {cmd}"
+        );
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(cmd).is_file(),
+            "{cmd} is missing"
+        );
     }
     assert!(read(".ci/run").contains("exec scripts/test"));
 }

@@ -159,3 +159,140 @@ async fn edge_values_round_trip_exactly() {
     assert!(v.consistent(), "{:?}", v.tables);
     assert_eq!(v.rows_checked(), 6);
 }
+
+/// Every column's SQL literal, as the apply path would write it.
+fn literals(
+    vals: &[ferry_engine::value::Value],
+    t: &ferry_engine::schema::model::Table,
+) -> Vec<String> {
+    vals.iter()
+        .zip(&t.columns)
+        .map(|(v, c)| {
+            let mut s = String::new();
+            v.write_literal(c, &mut s).expect("literal");
+            s
+        })
+        .collect()
+}
+
+/// The table's rows as the copy path reads and writes them.
+async fn select_literals(
+    conn: &mut mysql_async::Conn,
+    t: &ferry_engine::schema::model::Table,
+) -> Vec<Vec<String>> {
+    use mysql_async::prelude::Queryable;
+    let cols: Vec<&ferry_engine::schema::model::Column> = t.columns.iter().collect();
+    let rows: Vec<mysql_async::Row> = conn
+        .exec("SELECT * FROM types.edge ORDER BY id", ())
+        .await
+        .expect("select");
+    rows.into_iter()
+        .map(|r| {
+            literals(
+                &ferry_engine::copy::plan::decode_row(r, &cols).expect("decode"),
+                t,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binlog_rows_decode_to_the_values_select_reads() {
+    use ferry_engine::cdc::position::Position;
+    use ferry_engine::cdc::stream::{BinlogReader, Item, RowKind};
+    use ferry_engine::mysql::conn::{Role, Server};
+    use mysql_async::prelude::Queryable;
+
+    let (source, _unused) = pair().await;
+    source.exec("CREATE DATABASE types").await.expect("db");
+    source.exec(TABLE).await.expect("table");
+    let server = Server::connect(&source.endpoint(), "source")
+        .await
+        .expect("connect");
+    let pool = server.pool(Role::ReadRows, 1);
+    let mut conn = pool.get_conn().await.expect("conn");
+    let p0 = Position::current(&mut conn, server.info.flavor)
+        .await
+        .expect("position");
+    for r in ROWS {
+        let mut c = source.conn().await.expect("conn");
+        c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
+            .await
+            .expect("session");
+        c.query_drop(*r)
+            .await
+            .unwrap_or_else(|e| panic!("{r}: {e}"));
+    }
+    let objects = ferry_engine::config::Objects {
+        databases: vec!["types".into()],
+        tables: vec![],
+    };
+    let schema = ferry_engine::schema::introspect::read(&mut conn, &objects, "ferry_meta")
+        .await
+        .expect("introspect");
+    let table = schema.tables[0].clone();
+    let snapshot = select_literals(&mut conn, &table).await;
+    source.exec("UPDATE types.edge SET i24 = -5, e = 'ü', s = 'y,z', ts = '2001-01-01 00:00:00.5' WHERE id = 3").await.expect("update");
+    source
+        .exec("DELETE FROM types.edge WHERE id = 4")
+        .await
+        .expect("delete");
+    let after = select_literals(&mut conn, &table).await;
+    drop(conn);
+    let _ = pool.disconnect().await;
+
+    let mut reader = BinlogReader::open(&server, &p0, 4_000_000 + source.server_id, &schema.tables)
+        .await
+        .expect("open");
+    let (mut inserts, mut updates, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut gtids = 0;
+    while inserts.len() < ROWS.len() || updates.is_empty() || deletes.is_empty() {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(20), reader.next())
+            .await
+            .expect("binlog stream stalled")
+            .expect("binlog item")
+            .expect("stream ended");
+        match item {
+            Item::Begin { gtid } => {
+                gtids += usize::from(!gtid.is_empty());
+            }
+            Item::Rows {
+                kind,
+                rows,
+                table: t,
+            } => {
+                for (before, after_img) in rows {
+                    match kind {
+                        RowKind::Insert => {
+                            inserts.push(literals(&after_img.expect("after image"), &t))
+                        }
+                        RowKind::Update => updates.push((
+                            literals(&before.expect("before image"), &t),
+                            literals(&after_img.expect("after image"), &t),
+                        )),
+                        RowKind::Delete => {
+                            deletes.push(literals(&before.expect("before image"), &t))
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        gtids >= ROWS.len() + 2,
+        "MariaDB GTID events were not delivered"
+    );
+    assert_eq!(inserts.len(), snapshot.len());
+    for (b, s) in inserts.iter().zip(&snapshot) {
+        for ((bv, sv), c) in b.iter().zip(s).zip(&table.columns) {
+            assert_eq!(
+                bv, sv,
+                "column {} of row {}: binlog vs SELECT",
+                c.name, s[0]
+            );
+        }
+    }
+    assert_eq!(updates, vec![(snapshot[2].clone(), after[2].clone())]);
+    assert_eq!(deletes, vec![snapshot[3].clone()]);
+}

@@ -59,6 +59,12 @@ codes! {
         "The report lists the tables and first differing keys; re-run the copy for those tables or repair them.";
     SIM_SERVER = "FERRY-SIM-001", "throwaway server could not be started",
         "Install MariaDB (apt-get install mariadb-server) or build the image with docker/build-mariadb-image.sh; the message has the server log tail.";
+    CDC_BINLOG_OFF = "FERRY-CDC-001", "source has no binary log",
+        "Start the source with log_bin enabled, binlog_format=ROW and binlog_row_image=FULL.";
+    CDC_POSITION = "FERRY-CDC-002", "binlog position cannot be used",
+        "The message names the position; positions from a MySQL and a MariaDB server never mix.";
+    CDC_DECODE = "FERRY-CDC-003", "binlog row cannot be decoded against the table's shape",
+        "The table changed shape outside ferry's view (or the binlog is not ROW/FULL); the message names table and column.";
     TRANSIENT_EXHAUSTED = "FERRY-NET-001", "transient failure persisted past its retries",
         "The server kept failing with a retryable error (connection lost, deadlock, lock wait); check its health and run again to resume.";
 }

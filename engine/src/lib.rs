@@ -1,5 +1,6 @@
 //! ferry-engine: moves MySQL-family databases between servers (schema, full copy) with resumable, checked steps.
 
+pub mod cdc;
 pub mod codes;
 pub mod config;
 pub mod copy;

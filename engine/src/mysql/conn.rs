@@ -108,6 +108,15 @@ impl Server {
         &self.endpoint
     }
 
+    /// One connection outside any pool, for a session that ends with the connection (the binlog stream).
+    pub async fn dedicated(&self) -> Result<mysql_async::Conn> {
+        mysql_async::Conn::new(opts_for(&self.endpoint, self.use_tls))
+            .await
+            .map_err(|e| {
+                Error::from(e).context(format!("{} {}", self.label, self.endpoint.address()))
+            })
+    }
+
     /// A pool of at most `max_conns` sessions set up for `role`.
     pub fn pool(&self, role: Role, max_conns: usize) -> Pool {
         let constraints = PoolConstraints::new(0, max_conns.max(1)).unwrap_or_default();

@@ -1,0 +1,200 @@
+//! Binlog positions of MySQL (file, offset, GTID set) and MariaDB (file, offset, GTID list), read from a server.
+
+use crate::codes;
+use crate::error::{Error, Result, ResultExt};
+use crate::mysql::conn::Flavor;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use serde::{Deserialize, Serialize};
+
+/// A point in a source's binlog. Positions of different flavors never compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "flavor", rename_all = "snake_case")]
+pub enum Position {
+    MySql {
+        file: String,
+        pos: u64,
+        /// `@@gtid_executed` at this position (empty when GTIDs are off).
+        gtid_set: String,
+    },
+    MariaDb {
+        file: String,
+        pos: u64,
+        /// `@@gtid_binlog_pos` at this position: one domain-server-seq per domain.
+        gtid_list: String,
+    },
+}
+
+impl Position {
+    pub fn file(&self) -> &str {
+        match self {
+            Position::MySql { file, .. } | Position::MariaDb { file, .. } => file,
+        }
+    }
+
+    pub fn pos(&self) -> u64 {
+        match self {
+            Position::MySql { pos, .. } | Position::MariaDb { pos, .. } => *pos,
+        }
+    }
+
+    /// Orders two positions of the same log by file then offset (binlog file names sort by their numeric suffix).
+    pub fn cmp_in_log(&self, other: &Position) -> Result<std::cmp::Ordering> {
+        match (self, other) {
+            (Position::MySql { .. }, Position::MySql { .. })
+            | (Position::MariaDb { .. }, Position::MariaDb { .. }) => {
+                Ok(file_order(self.file(), other.file()).then(self.pos().cmp(&other.pos())))
+            }
+            _ => Err(Error::definite(
+                &codes::CDC_POSITION,
+                format!("cannot compare a MySQL position with a MariaDB one ({self} vs {other})"),
+            )),
+        }
+    }
+
+    /// Reads the server's current binlog position (where the next transaction will be written).
+    pub async fn current(conn: &mut Conn, flavor: Flavor) -> Result<Position> {
+        let (file, pos) = master_status(conn).await?;
+        Ok(match flavor {
+            Flavor::MariaDb => {
+                let gtid_list: Option<String> = conn
+                    .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+                    .await
+                    .ctx("reading @@gtid_binlog_pos")?;
+                Position::MariaDb {
+                    file,
+                    pos,
+                    gtid_list: gtid_list.unwrap_or_default(),
+                }
+            }
+            Flavor::MySql => {
+                let gtid_set: Option<String> = conn
+                    .query_first("SELECT @@GLOBAL.gtid_executed")
+                    .await
+                    .ctx("reading @@gtid_executed")?;
+                Position::MySql {
+                    file,
+                    pos,
+                    gtid_set: gtid_set.unwrap_or_default().replace('\n', ""),
+                }
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::MySql {
+                file,
+                pos,
+                gtid_set,
+            } if !gtid_set.is_empty() => write!(f, "{file}:{pos} ({gtid_set})"),
+            Position::MariaDb {
+                file,
+                pos,
+                gtid_list,
+            } if !gtid_list.is_empty() => {
+                write!(f, "{file}:{pos} ({gtid_list})")
+            }
+            _ => write!(f, "{}:{}", self.file(), self.pos()),
+        }
+    }
+}
+
+/// `mysql-bin.000010` after `mysql-bin.000009`, also past 999999 where the suffix grows a digit.
+fn file_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let split = |s: &str| {
+        let digits = s.len() - s.bytes().rev().take_while(u8::is_ascii_digit).count();
+        (
+            s[..digits].to_string(),
+            s[digits..].parse::<u64>().unwrap_or(0),
+        )
+    };
+    split(a).cmp(&split(b))
+}
+
+/// File and offset from SHOW BINARY LOG STATUS (MySQL 8.2+) or SHOW MASTER STATUS (MariaDB, older MySQL).
+async fn master_status(conn: &mut Conn) -> Result<(String, u64)> {
+    let row: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
+        Ok(r) => r,
+        // 1064: this server does not know the statement (MariaDB, MySQL before 8.2).
+        Err(mysql_async::Error::Server(e)) if e.code == 1064 => conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .ctx("SHOW MASTER STATUS")?,
+        Err(e) => return Err(Error::from(e).context("SHOW BINARY LOG STATUS")),
+    };
+    let row = row.ok_or_else(|| {
+        Error::definite(
+            &codes::CDC_BINLOG_OFF,
+            "the server reports no binary log position (log_bin is OFF)",
+        )
+    })?;
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    match (file, pos) {
+        (Some(file), Some(pos)) => Ok((file, pos)),
+        _ => Err(Error::definite(
+            &codes::CDC_POSITION,
+            "unreadable SHOW MASTER STATUS row",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn my(file: &str, pos: u64) -> Position {
+        Position::MySql {
+            file: file.into(),
+            pos,
+            gtid_set: String::new(),
+        }
+    }
+
+    #[test]
+    fn positions_order_by_file_number_then_offset() {
+        use std::cmp::Ordering::*;
+        assert_eq!(
+            my("b.000009", 900).cmp_in_log(&my("b.000010", 4)).ok(),
+            Some(Less)
+        );
+        assert_eq!(
+            my("b.999999", 4).cmp_in_log(&my("b.1000000", 4)).ok(),
+            Some(Less)
+        );
+        assert_eq!(
+            my("b.000010", 120).cmp_in_log(&my("b.000010", 4)).ok(),
+            Some(Greater)
+        );
+        assert_eq!(
+            my("b.000010", 4).cmp_in_log(&my("b.000010", 4)).ok(),
+            Some(Equal)
+        );
+    }
+
+    #[test]
+    fn flavors_never_compare() {
+        let m = Position::MariaDb {
+            file: "b.000001".into(),
+            pos: 4,
+            gtid_list: "0-1-5".into(),
+        };
+        let e = my("b.000001", 4).cmp_in_log(&m).unwrap_err();
+        assert_eq!(e.code().id, codes::CDC_POSITION.id);
+    }
+
+    #[test]
+    fn positions_round_trip_through_json() {
+        let m = Position::MariaDb {
+            file: "mysql-bin.000002".into(),
+            pos: 1234,
+            gtid_list: "0-101-7,1-101-3".into(),
+        };
+        let s = serde_json::to_string(&m).unwrap_or_default();
+        assert_eq!(serde_json::from_str::<Position>(&s).ok(), Some(m.clone()));
+        assert_eq!(m.to_string(), "mysql-bin.000002:1234 (0-101-7,1-101-3)");
+    }
+}

@@ -70,6 +70,22 @@ const ROWS: &[&str] = &[
         NULL, '', 'null', NULL)",
 ];
 
+/// Inserts ROWS; zero dates need a permissive sql_mode on the source (the destination must accept whatever the source
+/// holds).
+async fn insert_rows(source: &ferry_sim::Instance) {
+    use mysql_async::prelude::Queryable;
+    let mut c = source.conn().await.expect("conn");
+    c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
+        .await
+        .expect("session");
+    for r in ROWS {
+        c.query_drop(*r)
+            .await
+            .unwrap_or_else(|e| panic!("{r}: {e}"));
+    }
+    let _ = c.disconnect().await;
+}
+
 /// An expression that prints a column exactly as the server stores it, independent of the client's decoding.
 fn exact(col: &str) -> String {
     format!("IFNULL(HEX(CAST(`{col}` AS BINARY)), 'NULL')")
@@ -84,17 +100,7 @@ async fn edge_values_round_trip_exactly() {
         .expect("time zone");
     source.exec("CREATE DATABASE types").await.expect("db");
     source.exec(TABLE).await.expect("table");
-    // Zero dates need a permissive sql_mode on the source; the destination must accept whatever the source holds.
-    for r in ROWS {
-        let mut c = source.conn().await.expect("conn");
-        use mysql_async::prelude::Queryable;
-        c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
-            .await
-            .expect("session");
-        c.query_drop(*r)
-            .await
-            .unwrap_or_else(|e| panic!("{r}: {e}"));
-    }
+    insert_rows(&source).await;
     // Big values: every byte value, a 4 MiB blob, 100k of multi-byte text.
     source
         .exec(
@@ -201,7 +207,6 @@ async fn binlog_rows_decode_to_the_values_select_reads() {
     use ferry_engine::cdc::position::Position;
     use ferry_engine::cdc::stream::{BinlogReader, Item, RowKind};
     use ferry_engine::mysql::conn::{Role, Server};
-    use mysql_async::prelude::Queryable;
 
     let (source, _unused) = pair().await;
     source.exec("CREATE DATABASE types").await.expect("db");
@@ -214,15 +219,7 @@ async fn binlog_rows_decode_to_the_values_select_reads() {
     let p0 = Position::current(&mut conn, server.info.flavor)
         .await
         .expect("position");
-    for r in ROWS {
-        let mut c = source.conn().await.expect("conn");
-        c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
-            .await
-            .expect("session");
-        c.query_drop(*r)
-            .await
-            .unwrap_or_else(|e| panic!("{r}: {e}"));
-    }
+    insert_rows(&source).await;
     let objects = ferry_engine::config::Objects {
         databases: vec!["types".into()],
         tables: vec![],
@@ -246,6 +243,7 @@ async fn binlog_rows_decode_to_the_values_select_reads() {
         .expect("open");
     let (mut inserts, mut updates, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     let mut gtids = 0;
+    let mut rotates = Vec::new();
     while inserts.len() < ROWS.len() || updates.is_empty() || deletes.is_empty() {
         let item = tokio::time::timeout(std::time::Duration::from_secs(20), reader.next())
             .await
@@ -276,6 +274,7 @@ async fn binlog_rows_decode_to_the_values_select_reads() {
                     }
                 }
             }
+            Item::Rotate { file, .. } => rotates.push(file),
             _ => {}
         }
     }

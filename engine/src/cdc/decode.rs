@@ -14,12 +14,9 @@ pub fn value(v: BinlogValue<'_>, col: &Column) -> Result<Value> {
     let w = match v {
         BinlogValue::Value(w) => w,
         BinlogValue::Jsonb(_) => {
+            // mysql_common renders the binary JSON as text, the shape SELECT returns.
             let w = W::try_from(v).map_err(|e| bad(col, &format!("JSON: {e}")))?;
-            return match w {
-                W::Bytes(b) => Ok(Value::Json(b)),
-                W::NULL => Ok(Value::Null),
-                other => Err(bad(col, &format!("JSON came as {other:?}"))),
-            };
+            return Value::from_wire(w, col);
         }
         BinlogValue::JsonDiff(_) => {
             return Err(bad(
@@ -41,7 +38,6 @@ pub fn value(v: BinlogValue<'_>, col: &Column) -> Result<Value> {
         }
         ("timestamp", W::Bytes(b)) => timestamp(text(&b, col)?, col)?,
         ("timestamp", W::Int(secs)) => epoch_to_utc(secs, 0),
-        ("decimal" | "numeric", W::Bytes(b)) => Value::Decimal(text(&b, col)?.to_string()),
         ("enum", W::Int(i)) => Value::Bytes(enum_member(col, i)?),
         ("set", W::Bytes(mask)) => Value::Bytes(set_members(col, &mask)?),
         ("binary", W::Bytes(mut b)) => {
@@ -51,29 +47,8 @@ pub fn value(v: BinlogValue<'_>, col: &Column) -> Result<Value> {
             }
             Value::Bytes(b)
         }
-        (_, W::Float(f)) => Value::Float(f),
-        (_, W::Double(d)) => Value::Double(d),
-        ("date", W::Date(year, month, day, ..)) => Value::Date { year, month, day },
-        (_, W::Date(year, month, day, hour, minute, second, micro)) => Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micro,
-        },
-        (_, W::Time(negative, days, hour, minute, second, micro)) => Value::Time {
-            negative,
-            hours: days * 24 + u32::from(hour),
-            minute,
-            second,
-            micro,
-        },
-        ("json", W::Bytes(b)) if col.charset.is_none() => Value::Json(b),
-        (_, W::Bytes(b)) => Value::Bytes(b),
-        (_, W::Int(i)) => Value::Int(i),
-        (_, W::UInt(u)) => Value::UInt(u),
+        // Everything else arrives in the same shapes as over the binary protocol: the copy path's decoder.
+        (_, w) => Value::from_wire(w, col)?,
     })
 }
 

@@ -122,11 +122,7 @@ impl BinlogReader {
             let Some(data) = data else { continue };
             match data {
                 EventData::RotateEvent(r) => {
-                    // The fake ROTATE that opens a stream can carry checksum bytes after the name: keep the name only.
-                    let name: String = r.name().chars().take_while(|c| !c.is_control()).collect();
-                    let name = name
-                        .trim_end_matches(|c: char| !c.is_ascii_graphic())
-                        .to_string();
+                    let name = r.name().into_owned();
                     self.file = name.clone();
                     return Ok(Some(Item::Rotate {
                         file: name,

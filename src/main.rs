@@ -1,6 +1,7 @@
 //! The `ferry` command line: argument parsing and output only; the work is in the engine, verifier and sim.
 
 use clap::{Parser, Subcommand};
+use ferry_engine::cdc::sync::Control;
 use ferry_engine::config::TaskConfig;
 use ferry_engine::error::Error;
 use ferry_engine::precheck::{self, Outcome};
@@ -25,13 +26,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a task: schema and full copy, resuming where an earlier run stopped.
+    /// Run a task: schema, full copy and binlog sync, resuming where an earlier run stopped. With incremental,
+    /// sync runs until Ctrl-C / SIGTERM (commits what is whole, then exits; run again to continue).
     Run {
         #[arg(short, long)]
         config: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Incremental: stop once the destination has applied everything the source had written when sync
+        /// started (a rehearsal, or a catch-up before cutover).
+        #[arg(long)]
+        until_caught_up: bool,
     },
     /// Compare every selected table between source and destination.
     Verify {
@@ -95,6 +101,28 @@ fn main() -> ExitCode {
     }
 }
 
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn print_error(e: &Error) {
     eprintln!("error: {e}");
     eprintln!("  hint: {}", e.hint());
@@ -106,9 +134,29 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 
 async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
     match cmd {
-        Cmd::Run { config, json } => {
+        Cmd::Run {
+            config,
+            json,
+            until_caught_up,
+        } => {
             let cfg = TaskConfig::load(&config)?;
-            let report = migration::run(&cfg, &migration::RunOptions { progress: !json }).await?;
+            let first = if until_caught_up {
+                Control::Drain
+            } else {
+                Control::Run
+            };
+            let (tx, rx) = tokio::sync::watch::channel(first);
+            // Ctrl-C or SIGTERM: sync commits the transactions it holds whole and returns.
+            tokio::spawn(async move {
+                stop_signal().await;
+                eprintln!("stopping: committing what is applied...");
+                let _ = tx.send(Control::Stop);
+            });
+            let opts = migration::RunOptions {
+                progress: !json,
+                control: Some(rx),
+            };
+            let report = migration::run(&cfg, &opts).await?;
             if json {
                 println!("{}", to_json(&report));
             } else {
@@ -228,6 +276,25 @@ fn print_run(r: &migration::RunReport) {
             c.rows_copied as f64 / c.seconds.max(0.001)
         );
     }
+    if let Some(x) = &r.sync {
+        println!(
+            "  sync        {} transactions, {} rows in {} commits, {:.1}s, mode {:?}, {}{}",
+            x.transactions,
+            x.rows,
+            x.commits,
+            x.seconds,
+            x.mode,
+            x.ended,
+            if x.parked > 0 {
+                format!(", {} rows parked", x.parked)
+            } else {
+                String::new()
+            }
+        );
+        if let Some(c) = &x.checkpoint {
+            println!("  checkpoint  {c}");
+        }
+    }
     for s in &r.skipped {
         println!("  skipped     {s}");
     }
@@ -303,10 +370,18 @@ async fn demo(keep: bool, scale: u32) -> Result<ExitCode, Error> {
             workers: 4,
             chunk_rows: 2_000,
         },
+        incremental: Default::default(),
         metadata: Default::default(),
     };
     println!("migrating...");
-    let report = migration::run(&cfg, &migration::RunOptions { progress: true }).await?;
+    let report = migration::run(
+        &cfg,
+        &migration::RunOptions {
+            progress: true,
+            control: None,
+        },
+    )
+    .await?;
     print_run(&report);
     println!("verifying...");
     let v = ferry_verifier::verify(

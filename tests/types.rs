@@ -204,8 +204,9 @@ async fn select_literals(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binlog_rows_decode_to_the_values_select_reads() {
+    use ferry_engine::cdc::event::{Item, RowKind};
     use ferry_engine::cdc::position::Position;
-    use ferry_engine::cdc::stream::{BinlogReader, Item, RowKind};
+    use ferry_engine::cdc::stream::BinlogReader;
     use ferry_engine::mysql::conn::{Role, Server};
 
     let (source, _unused) = pair().await;

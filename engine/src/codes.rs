@@ -65,6 +65,18 @@ codes! {
         "The message names the position; positions from a MySQL and a MariaDB server never mix.";
     CDC_DECODE = "FERRY-CDC-003", "binlog row cannot be decoded against the table's shape",
         "The table changed shape outside ferry's view (or the binlog is not ROW/FULL); the message names table and column.";
+    CDC_UNSUPPORTED_BINLOG = "FERRY-CDC-004", "source binlog uses a setting ferry cannot read",
+        "The message names the setting (log_bin_compress, encrypt_binlog, binlog_row_value_options=PARTIAL_JSON); turn it off on the source.";
+    CDC_PURGED = "FERRY-CDC-005", "binlog needed by the task is no longer on the source",
+        "The source purged binlog files past the task's checkpoint; nothing was written. Raise binlog retention (binlog_expire_logs_seconds / expire_logs_days) and start the task again on a fresh destination.";
+    CDC_UNIQUE_CONFLICT = "FERRY-CDC-006", "unique key conflict while applying the binlog",
+        "Two rows claim the same unique value on the destination; the message names both. Something other than ferry writes to the destination, or the destination's unique keys differ from the source's.";
+    CDC_DIVERGED = "FERRY-CDC-007", "destination row is not where the binlog says it is",
+        "In exact mode a row to update or delete is missing, or a row to insert exists: something else changed the destination. Stop writers on the destination and re-run the full copy of the table named.";
+    CDC_NO_START = "FERRY-CDC-008", "task has no start position for incremental",
+        "The task copied rows before incremental was part of it, so no binlog position covers the copy; start the task again on a fresh destination with types including incremental.";
+    CDC_DDL = "FERRY-CDC-009", "DDL on a migrated table in the binlog",
+        "This version replicates row changes only; the message has the statement. Apply it to the destination by hand and set the checkpoint past it, or restart the task after the DDL.";
     TRANSIENT_EXHAUSTED = "FERRY-NET-001", "transient failure persisted past its retries",
         "The server kept failing with a retryable error (connection lost, deadlock, lock wait); check its health and run again to resume.";
 }

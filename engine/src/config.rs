@@ -15,6 +15,8 @@ pub struct TaskConfig {
     #[serde(default)]
     pub full: FullSection,
     #[serde(default)]
+    pub incremental: IncrementalSection,
+    #[serde(default)]
     pub metadata: MetadataSection,
 }
 
@@ -116,6 +118,69 @@ fn default_workers() -> usize {
 }
 fn default_chunk_rows() -> u64 {
     10_000
+}
+
+/// Binlog CDC settings (`[incremental]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalSection {
+    /// The replica server_id ferry's binlog dump uses; must differ from every server_id in the source's topology.
+    /// Default: derived from the task name, in 1_000_000_000..2_000_000_000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u32>,
+    /// Update a row in the source's metadata schema every second, so an idle source still moves its position and
+    /// lag is measured end to end. Turn off for a read-only source account.
+    #[serde(default = "yes")]
+    pub heartbeat: bool,
+    /// Where an incremental-only task starts reading (default: the source's current position).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartPosition>,
+    /// Source rows applied per destination transaction, at most (several source transactions are merged up to it).
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Decoded binlog items buffered between the reader and the applier, at most.
+    #[serde(default = "default_queue_items")]
+    pub queue_items: usize,
+    /// How long the same transient failure (connection lost, deadlock) may persist before the task stops.
+    #[serde(default = "default_retry_window_s")]
+    pub retry_window_s: u64,
+}
+
+/// A binlog position given in the task file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartPosition {
+    pub file: String,
+    pub pos: u64,
+    /// MariaDB GTID list (`0-1-100,1-1-7`) or MySQL GTID set at that position, if known.
+    #[serde(default)]
+    pub gtid: String,
+}
+
+impl Default for IncrementalSection {
+    fn default() -> Self {
+        IncrementalSection {
+            server_id: None,
+            heartbeat: true,
+            start: None,
+            batch_rows: default_batch_rows(),
+            queue_items: default_queue_items(),
+            retry_window_s: default_retry_window_s(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_batch_rows() -> usize {
+    5_000
+}
+fn default_queue_items() -> usize {
+    1_024
+}
+fn default_retry_window_s() -> u64 {
+    600
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +345,33 @@ impl TaskConfig {
         if !(1..=CHUNK_ROWS_MAX).contains(&self.full.chunk_rows) {
             return bad("full.chunk_rows", format!("must be 1..={CHUNK_ROWS_MAX}"));
         }
+        let inc = &self.incremental;
+        if !(1..=100_000).contains(&inc.batch_rows) {
+            return bad("incremental.batch_rows", "must be 1..=100000".into());
+        }
+        if !(16..=65_536).contains(&inc.queue_items) {
+            return bad("incremental.queue_items", "must be 16..=65536".into());
+        }
+        if !(1..=86_400).contains(&inc.retry_window_s) {
+            return bad("incremental.retry_window_s", "must be 1..=86400".into());
+        }
+        if inc.server_id == Some(0) {
+            return bad("incremental.server_id", "must be 1..=4294967295".into());
+        }
+        if let Some(start) = &inc.start {
+            if start.file.trim().is_empty() || start.pos < 4 {
+                return bad(
+                    "incremental.start",
+                    "needs a binlog file name and an offset of at least 4".into(),
+                );
+            }
+            if self.has(MigrationType::Full) {
+                return bad(
+                    "incremental.start",
+                    "only for incremental-only tasks: with a full copy, ferry takes the position itself before copying".into(),
+                );
+            }
+        }
         let m = &self.metadata.schema;
         if m.is_empty() || m.len() > 64 || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
@@ -305,6 +397,17 @@ impl TaskConfig {
 
     pub fn has(&self, t: MigrationType) -> bool {
         self.task.types.contains(&t)
+    }
+
+    /// The server_id of ferry's binlog dump: the configured one, or one derived from the task name (FNV-1a), far
+    /// from the small numbers DBAs give their servers.
+    pub fn dump_server_id(&self) -> u32 {
+        self.incremental.server_id.unwrap_or_else(|| {
+            let h = self.task.name.bytes().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            1_000_000_000 + h % 1_000_000_000
+        })
     }
 
     /// The task as TOML (passwords included only if they were given inline).

@@ -20,7 +20,12 @@ impl fmt::Display for Code {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{code} {summary}: {detail}", code = code.id, summary = code.summary)]
-    Definite { code: &'static Code, detail: String },
+    Definite {
+        code: &'static Code,
+        detail: String,
+        /// The MySQL error number behind it, when the server sent one.
+        errno: Option<u16>,
+    },
     #[error("transient failure: {detail}")]
     Transient {
         detail: String,
@@ -36,6 +41,7 @@ impl Error {
         Error::Definite {
             code,
             detail: detail.into(),
+            errno: None,
         }
     }
 
@@ -51,6 +57,14 @@ impl Error {
         }
     }
 
+    /// The MySQL error number behind the error, when a server sent one.
+    pub fn mysql_errno(&self) -> Option<u16> {
+        match self {
+            Error::Transient { mysql_errno, .. } => *mysql_errno,
+            Error::Definite { errno, .. } => *errno,
+        }
+    }
+
     pub fn hint(&self) -> &'static str {
         self.code().hint
     }
@@ -58,9 +72,14 @@ impl Error {
     /// Adds what was being done to the detail, keeping the code and the class.
     pub fn context(self, what: impl fmt::Display) -> Self {
         match self {
-            Error::Definite { code, detail } => Error::Definite {
+            Error::Definite {
+                code,
+                detail,
+                errno,
+            } => Error::Definite {
                 code,
                 detail: format!("{what}: {detail}"),
+                errno,
             },
             Error::Transient {
                 detail,

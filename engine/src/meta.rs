@@ -1,5 +1,6 @@
 //! The task's durable state in the destination's metadata schema; the task phase is always derived from it.
 
+use crate::cdc::position::Position;
 use crate::codes;
 use crate::error::{Error, Result, ResultExt};
 use crate::mysql::quote::{ident, string};
@@ -23,6 +24,8 @@ pub enum Phase {
     Schema,
     /// Copying rows.
     Full,
+    /// Applying the source's binlog, until cutover.
+    Incremental,
     /// Creating triggers and events.
     PostData,
     /// Everything the task's types ask for is done.
@@ -35,6 +38,7 @@ impl Phase {
             Phase::Created => "created",
             Phase::Schema => "schema",
             Phase::Full => "full",
+            Phase::Incremental => "incremental",
             Phase::PostData => "post_data",
             Phase::Done => "done",
         }
@@ -48,6 +52,8 @@ pub struct TaskRow {
     pub schema_pre_done: bool,
     pub full_done: bool,
     pub schema_post_done: bool,
+    /// A binlog start position was recorded: the task runs incremental until cutover.
+    pub incremental: bool,
     pub failed_code: Option<String>,
     pub failed_detail: Option<String>,
 }
@@ -60,6 +66,8 @@ impl TaskRow {
             Phase::Schema
         } else if !self.full_done {
             Phase::Full
+        } else if self.incremental && !self.schema_post_done {
+            Phase::Incremental
         } else if !self.schema_post_done {
             Phase::PostData
         } else {
@@ -115,6 +123,40 @@ pub struct TableProgress {
     pub chunks_done: u64,
 }
 
+/// The incremental state: start position, end-of-copy position, checkpoint and counters.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CdcState {
+    pub p0: Option<Position>,
+    pub p1: Option<Position>,
+    /// The end of the last source transaction fully applied on the destination.
+    pub checkpoint: Option<Position>,
+    /// When the checkpoint was written (destination clock, UTC).
+    pub checkpoint_at: Option<String>,
+    /// Source commit time (unix seconds) of the checkpointed transaction.
+    pub source_ts: Option<i64>,
+    pub transactions: u64,
+    pub rows: u64,
+}
+
+impl CdcState {
+    /// Where reading resumes: the checkpoint, else P0.
+    pub fn resume_from(&self) -> Option<&Position> {
+        self.checkpoint.as_ref().or(self.p0.as_ref())
+    }
+}
+
+/// A row moved aside in catch-up mode because another row took its unique value; a later event for its key
+/// supersedes it, otherwise it is reported when catch-up ends.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Parked {
+    pub db: String,
+    pub name: String,
+    pub key_json: String,
+    pub row_json: String,
+    pub displaced_by: String,
+    pub at_position: String,
+}
+
 impl Meta {
     pub fn new(schema: &str, task: &str) -> Meta {
         Meta {
@@ -139,6 +181,19 @@ impl Meta {
                  schema_post_done_at DATETIME(6) NULL, failed_code VARCHAR(32) NULL, failed_detail TEXT NULL \
                  ) ENGINE=InnoDB",
                 self.t("task")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL PRIMARY KEY, p0 TEXT NULL, p1 TEXT NULL, \
+                 checkpoint TEXT NULL, checkpoint_at DATETIME(6) NULL, source_ts BIGINT NULL, \
+                 transactions BIGINT UNSIGNED NOT NULL DEFAULT 0, `rows` BIGINT UNSIGNED NOT NULL DEFAULT 0) ENGINE=InnoDB",
+                self.t("cdc")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 name VARCHAR(64) NOT NULL, key_hash CHAR(64) NOT NULL, key_json LONGTEXT NOT NULL, \
+                 row_json LONGTEXT NOT NULL, displaced_by LONGTEXT NOT NULL, at_position TEXT NOT NULL, \
+                 parked_at DATETIME(6) NOT NULL, PRIMARY KEY (task, db, name, key_hash)) ENGINE=InnoDB",
+                self.t("parked")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, \
@@ -211,7 +266,9 @@ impl Meta {
         let row: Option<Row> = conn
             .query_first(format!(
                 "SELECT schema_pre_done_at IS NOT NULL, full_done_at IS NOT NULL, schema_post_done_at IS NOT NULL, \
-                 failed_code, failed_detail FROM {} WHERE task = {}",
+                 failed_code, failed_detail, (SELECT COUNT(*) FROM {} c WHERE c.task = t.task AND c.p0 IS NOT NULL) \
+                 FROM {} t WHERE task = {}",
+                self.t("cdc"),
                 self.t("task"),
                 string(&self.task)
             ))
@@ -228,6 +285,7 @@ impl Meta {
             schema_post_done: flag(2),
             failed_code: crate::schema::introspect::text(&row, 3),
             failed_detail: crate::schema::introspect::text(&row, 4),
+            incremental: crate::schema::introspect::text(&row, 5).as_deref() == Some("1"),
         })
     }
 
@@ -448,4 +506,144 @@ impl Meta {
             )
             .collect())
     }
+
+    /// The incremental state; all None when the task never recorded a start position.
+    pub async fn cdc(&self, conn: &mut Conn) -> Result<CdcState> {
+        type R = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            u64,
+            u64,
+        );
+        let row: Option<R> = conn
+            .query_first(format!(
+                "SELECT p0, p1, checkpoint, CAST(checkpoint_at AS CHAR), source_ts, transactions, `rows` FROM {} WHERE task = {}",
+                self.t("cdc"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the incremental state")?;
+        let Some((p0, p1, cp, at, ts, transactions, rows)) = row else {
+            return Ok(CdcState::default());
+        };
+        let pos = |s: Option<String>| -> Result<Option<Position>> {
+            s.map(|s| {
+                serde_json::from_str(&s).map_err(|e| {
+                    Error::definite(
+                        &codes::META_CORRUPT,
+                        format!("stored binlog position `{s}`: {e}"),
+                    )
+                })
+            })
+            .transpose()
+        };
+        Ok(CdcState {
+            p0: pos(p0)?,
+            p1: pos(p1)?,
+            checkpoint: pos(cp)?,
+            checkpoint_at: at,
+            source_ts: ts,
+            transactions,
+            rows,
+        })
+    }
+
+    /// Records the start position P0 (before any row is copied).
+    pub async fn record_p0(&self, conn: &mut Conn, p0: &Position) -> Result<()> {
+        conn.query_drop(format!(
+            "INSERT INTO {} (task, p0) VALUES ({}, {}) ON DUPLICATE KEY UPDATE p0 = VALUES(p0)",
+            self.t("cdc"),
+            string(&self.task),
+            string(&json(p0))
+        ))
+        .await
+        .ctx("recording the binlog start position")
+    }
+
+    /// Records P1, the source position after the last row was copied: catch-up mode ends there.
+    pub async fn record_p1(&self, conn: &mut Conn, p1: &Position) -> Result<()> {
+        conn.query_drop(format!(
+            "UPDATE {} SET p1 = {} WHERE task = {}",
+            self.t("cdc"),
+            string(&json(p1)),
+            string(&self.task)
+        ))
+        .await
+        .ctx("recording the end-of-copy position")
+    }
+
+    /// The statement that moves the checkpoint; run in the same transaction as the rows it covers.
+    pub fn checkpoint_sql(
+        &self,
+        at: &Position,
+        source_ts: u32,
+        transactions: u64,
+        rows: u64,
+    ) -> String {
+        format!(
+            "UPDATE {} SET checkpoint = {}, checkpoint_at = NOW(6), source_ts = {source_ts}, \
+             transactions = transactions + {transactions}, `rows` = `rows` + {rows} WHERE task = {}",
+            self.t("cdc"),
+            string(&json(at)),
+            string(&self.task)
+        )
+    }
+
+    /// Rows parked in catch-up mode and not superseded yet.
+    pub async fn parked(&self, conn: &mut Conn) -> Result<Vec<Parked>> {
+        let rows: Vec<(String, String, String, String, String, String)> = conn
+            .query(format!(
+                "SELECT db, name, key_json, row_json, displaced_by, at_position FROM {} WHERE task = {} ORDER BY parked_at",
+                self.t("parked"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading parked rows")?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(db, name, key_json, row_json, displaced_by, at_position)| Parked {
+                    db,
+                    name,
+                    key_json,
+                    row_json,
+                    displaced_by,
+                    at_position,
+                },
+            )
+            .collect())
+    }
+
+    pub fn park_sql(&self, p: &Parked) -> String {
+        format!(
+            "REPLACE INTO {} (task, db, name, key_hash, key_json, row_json, displaced_by, at_position, parked_at) \
+             VALUES ({}, {}, {}, SHA2({k}, 256), {k}, {}, {}, {}, NOW(6))",
+            self.t("parked"),
+            string(&self.task),
+            string(&p.db),
+            string(&p.name),
+            string(&p.row_json),
+            string(&p.displaced_by),
+            string(&p.at_position),
+            k = string(&p.key_json)
+        )
+    }
+
+    pub fn unpark_sql(&self, db: &str, name: &str, key_json: &str) -> String {
+        format!(
+            "DELETE FROM {} WHERE task = {} AND db = {} AND name = {} AND key_hash = SHA2({}, 256)",
+            self.t("parked"),
+            string(&self.task),
+            string(db),
+            string(name),
+            string(key_json)
+        )
+    }
+}
+
+fn json(p: &Position) -> String {
+    serde_json::to_string(p).unwrap_or_default()
 }

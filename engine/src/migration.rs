@@ -1,5 +1,7 @@
 //! The migration runbook: the steps an operator would take, in order, each resumable from the task's metadata.
 
+use crate::cdc::position::Position;
+use crate::cdc::sync::{self, Control, SyncReport};
 use crate::codes;
 use crate::config::{MigrationType, TaskConfig};
 use crate::copy::{self, CopyOptions, CopyReport};
@@ -12,6 +14,7 @@ use crate::schema::introspect;
 use crate::schema::model::{ObjectKind, SourceSchema};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::watch;
 use tracing::info;
 
 /// How to run (not part of the task file).
@@ -19,6 +22,8 @@ use tracing::info;
 pub struct RunOptions {
     /// Draw progress bars on the terminal.
     pub progress: bool,
+    /// Steers incremental sync (stop, or drain up to the source's position); None runs until stopped by an error.
+    pub control: Option<watch::Receiver<Control>>,
 }
 
 /// What a run did.
@@ -33,19 +38,15 @@ pub struct RunReport {
     pub skipped: Vec<String>,
     pub schema_pre: ApplyReport,
     pub copy: Option<CopyReport>,
+    pub sync: Option<SyncReport>,
     pub schema_post: ApplyReport,
     pub seconds: f64,
 }
 
-/// Runs the task's schema and full-copy steps to the end, resuming where the metadata says it stopped.
+/// Runs the task's steps, resuming where the metadata says it stopped. With incremental, the run keeps syncing
+/// until `opts.control` says stop or drain.
 pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
-    if cfg.has(MigrationType::Incremental) {
-        return Err(Error::definite(
-            &codes::CFG_UNSUPPORTED,
-            "`task.types` includes incremental, which this version does not run yet; use [\"schema\", \"full\"]",
-        ));
-    }
 
     // 1. Connect to both servers (credentials, TLS, versions).
     let source = Server::connect(&cfg.source, "source").await?;
@@ -62,7 +63,7 @@ pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
 
     let result = steps(cfg, opts, &source, &destination, &meta, &mut dst).await;
     let report = match result {
-        Ok((schema, schema_pre, copy, schema_post)) => {
+        Ok((schema, schema_pre, copy, sync, schema_post)) => {
             let phase = meta.load(&mut dst).await?.phase();
             RunReport {
                 task: cfg.task.name.clone(),
@@ -85,6 +86,7 @@ pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
                 skipped: schema.skipped,
                 schema_pre,
                 copy,
+                sync,
                 schema_post,
                 seconds: started.elapsed().as_secs_f64(),
             }
@@ -112,7 +114,13 @@ pub async fn run(cfg: &TaskConfig, opts: &RunOptions) -> Result<RunReport> {
     Ok(report)
 }
 
-type Steps = (SourceSchema, ApplyReport, Option<CopyReport>, ApplyReport);
+type Steps = (
+    SourceSchema,
+    ApplyReport,
+    Option<CopyReport>,
+    Option<SyncReport>,
+    ApplyReport,
+);
 
 async fn steps(
     cfg: &TaskConfig,
@@ -142,7 +150,33 @@ async fn steps(
         meta.mark_done(dst, Step::SchemaPre).await?;
     }
 
-    // 5. Full copy: chunk by key, copy in parallel, each chunk committed with its checkpoint.
+    // 5. Binlog start position P0, recorded before any row is copied: replaying from it covers every change the
+    //    copy may have missed.
+    let incremental = cfg.has(MigrationType::Incremental);
+    if incremental && meta.cdc(dst).await?.p0.is_none() {
+        let copied_any = meta.progress(dst).await?.iter().any(|t| t.chunks_done > 0);
+        if state.full_done || copied_any {
+            return Err(Error::definite(
+                &codes::CDC_NO_START,
+                format!(
+                    "task `{}` copied rows without a recorded binlog position",
+                    cfg.task.name
+                ),
+            ));
+        }
+        let pool = source.pool(Role::Introspect, 1);
+        let mut c = pool.get_conn().await.ctx("source")?;
+        let p0 = match &cfg.incremental.start {
+            Some(s) => Position::given(source.info.flavor, &s.file, s.pos, &s.gtid),
+            None => Position::start_point(&mut c, source.info.flavor).await?,
+        };
+        drop(c);
+        let _ = pool.disconnect().await;
+        meta.record_p0(dst, &p0).await?;
+        info!(p0 = %p0, "binlog start position recorded");
+    }
+
+    // 6. Full copy: chunk by key, copy in parallel, each chunk committed with its checkpoint.
     let mut copy_report = None;
     if cfg.has(MigrationType::Full) && !state.full_done {
         let progress = Arc::new(CopyProgress::new(opts.progress));
@@ -163,11 +197,36 @@ async fn steps(
             .await?,
         );
     }
+    // 7. P1: the source's position once every row is copied; catch-up (idempotent) mode ends there.
+    if incremental && meta.cdc(dst).await?.p1.is_none() {
+        let pool = source.pool(Role::Introspect, 1);
+        let mut c = pool.get_conn().await.ctx("source")?;
+        let p1 = Position::current(&mut c, source.info.flavor).await?;
+        drop(c);
+        let _ = pool.disconnect().await;
+        meta.record_p1(dst, &p1).await?;
+        info!(p1 = %p1, "end-of-copy position recorded");
+    }
     if !state.full_done {
         meta.mark_done(dst, Step::Full).await?;
     }
 
-    // 6. Schema, post-data: triggers (would fire again for copied rows if created earlier) and events (disabled
+    // 8. Incremental: apply the binlog from the checkpoint (P0 at first) until stopped. Triggers and events wait
+    //    for cutover: a trigger on the destination would fire again for rows the binlog already carries.
+    if incremental {
+        let (_keep, default_rx) = watch::channel(Control::Run);
+        let control = opts.control.clone().unwrap_or(default_rx);
+        let report = sync::run(cfg, source, destination, meta, &schema.tables, control).await?;
+        return Ok((
+            schema,
+            schema_pre,
+            copy_report,
+            Some(report),
+            ApplyReport::default(),
+        ));
+    }
+
+    // 9. Schema, post-data: triggers (would fire again for copied rows if created earlier) and events (disabled
     //    until cutover, so they do not write to the destination while it is still a copy).
     let mut schema_post = ApplyReport::default();
     if cfg.has(MigrationType::Schema) && !state.schema_post_done {
@@ -176,5 +235,5 @@ async fn steps(
     if !state.schema_post_done {
         meta.mark_done(dst, Step::SchemaPost).await?;
     }
-    Ok((schema, schema_pre, copy_report, schema_post))
+    Ok((schema, schema_pre, copy_report, None, schema_post))
 }

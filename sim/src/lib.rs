@@ -2,6 +2,7 @@
 
 pub mod datagen;
 pub mod instance;
+pub mod workload;
 
 pub use instance::{
     docker_image, docker_image_usable, find_binary, Backend, Instance, InstanceOptions,

@@ -54,6 +54,7 @@ pub fn task(
             workers: 4,
             chunk_rows: 1_000,
         },
+        incremental: Default::default(),
         metadata: MetadataSection::default(),
     }
 }

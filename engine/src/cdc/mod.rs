@@ -1,5 +1,11 @@
-//! Binlog change data capture: positions, the binlog stream, and decoding row images into ferry's values.
+//! Binlog change data capture: positions, the binlog stream, decoding row images, and applying them.
 
+pub mod apply;
 pub mod decode;
+pub mod event;
+pub mod file;
+pub mod gtid;
 pub mod position;
+pub mod sql;
 pub mod stream;
+pub mod sync;

@@ -38,6 +38,81 @@ impl Position {
         }
     }
 
+    /// The same kind of position at another file and offset, GTIDs kept.
+    pub fn moved_to(&self, file: &str, pos: u64) -> Position {
+        match self {
+            Position::MySql { gtid_set, .. } => Position::MySql {
+                file: file.to_string(),
+                pos,
+                gtid_set: gtid_set.clone(),
+            },
+            Position::MariaDb { gtid_list, .. } => Position::MariaDb {
+                file: file.to_string(),
+                pos,
+                gtid_list: gtid_list.clone(),
+            },
+        }
+    }
+
+    /// A position from the task file's `[incremental.start]`, of the server's flavor.
+    pub fn given(flavor: Flavor, file: &str, pos: u64, gtid: &str) -> Position {
+        match flavor {
+            Flavor::MySql => Position::MySql {
+                file: file.into(),
+                pos,
+                gtid_set: gtid.into(),
+            },
+            Flavor::MariaDb => Position::MariaDb {
+                file: file.into(),
+                pos,
+                gtid_list: gtid.into(),
+            },
+        }
+    }
+
+    /// A start position every row read after it already reflects: on MariaDB the binlog position of a consistent
+    /// snapshot (so a transaction written to the binlog but not yet visible cannot fall between), with its exact
+    /// GTID list from BINLOG_GTID_POS; elsewhere the current position.
+    pub async fn start_point(conn: &mut Conn, flavor: Flavor) -> Result<Position> {
+        if flavor == Flavor::MariaDb {
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await
+                .ctx("taking the start position")?;
+            let rows: Vec<(String, String)> = conn
+                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                .await
+                .ctx("taking the start position")?;
+            conn.query_drop("COMMIT")
+                .await
+                .ctx("taking the start position")?;
+            let get = |n: &str| {
+                rows.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.clone())
+            };
+            if let (Some(file), Some(pos)) =
+                (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+            {
+                if let (false, Ok(pos)) = (file.is_empty(), pos.parse::<u64>()) {
+                    let gtid_list: Option<String> = conn
+                        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
+                        .await
+                        .ctx("BINLOG_GTID_POS")?;
+                    return Ok(Position::MariaDb {
+                        file,
+                        pos,
+                        gtid_list: gtid_list.unwrap_or_default(),
+                    });
+                }
+            }
+            return Err(Error::definite(
+                &codes::CDC_BINLOG_OFF,
+                "the server reports no binlog snapshot position (log_bin is OFF)",
+            ));
+        }
+        Self::current(conn, flavor).await
+    }
+
     /// Orders two positions of the same log by file then offset (binlog file names sort by their numeric suffix).
     pub fn cmp_in_log(&self, other: &Position) -> Result<std::cmp::Ordering> {
         match (self, other) {

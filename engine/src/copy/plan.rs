@@ -232,6 +232,8 @@ mod tests {
                 name: "PRIMARY".into(),
                 columns: vec![0, 1],
             }),
+            uniques: Vec::new(),
+            cascades_on_delete: false,
             engine: "InnoDB".into(),
             rows_estimate: 0,
             create_sql: String::new(),

@@ -53,10 +53,11 @@ impl From<mysql_async::Error> for Error {
                     detail: format!("server error {} ({}): {}", se.code, se.state, se.message),
                     mysql_errno: Some(se.code),
                 },
-                Class::Definite(code) => Error::definite(
+                Class::Definite(code) => Error::Definite {
                     code,
-                    format!("server error {} ({}): {}", se.code, se.state, se.message),
-                ),
+                    detail: format!("server error {} ({}): {}", se.code, se.state, se.message),
+                    errno: Some(se.code),
+                },
             },
             mysql_async::Error::Io(_) => Error::Transient {
                 detail: e.to_string(),

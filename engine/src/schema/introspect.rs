@@ -178,6 +178,16 @@ async fn read_tables(
             });
     }
 
+    // Tables whose rows another table's FK deletes or nulls along with them.
+    let cascading: Vec<String> = conn
+        .exec(
+            "SELECT DISTINCT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND DELETE_RULE IN ('CASCADE', 'SET NULL')",
+            (db,),
+        )
+        .await
+        .ctx(format!("reading foreign keys of {db}"))?;
+
     let mut tables = Vec::new();
     for (name, engine, rows_estimate) in names {
         let create: Option<Row> = conn
@@ -191,12 +201,17 @@ async fn read_tables(
             )
         })?;
         let cols = columns.remove(&name).unwrap_or_default();
-        let key = choose_key(&cols, indexes.get(&name).map(Vec::as_slice).unwrap_or(&[]));
+        let parts = indexes.get(&name).map(Vec::as_slice).unwrap_or(&[]);
+        let key = choose_key(&cols, parts);
+        let uniques = other_unique_keys(&cols, parts, key.as_ref());
+        let cascades_on_delete = cascading.contains(&name);
         tables.push(Table {
             db: db.to_string(),
             name,
             columns: cols,
             key,
+            uniques,
+            cascades_on_delete,
             engine,
             rows_estimate,
             create_sql,
@@ -271,6 +286,34 @@ pub fn choose_key(columns: &[Column], parts: &[IndexPart]) -> Option<Key> {
     }
     candidates.sort_by_key(|k| (k.name != "PRIMARY", k.columns.len()));
     candidates.into_iter().next()
+}
+
+/// Unique indexes other than `key`, over whole columns (a prefix or functional part cannot be checked by value).
+pub fn other_unique_keys(columns: &[Column], parts: &[IndexPart], key: Option<&Key>) -> Vec<Key> {
+    let mut by_index: BTreeMap<&str, Vec<&IndexPart>> = BTreeMap::new();
+    for p in parts {
+        by_index.entry(p.index.as_str()).or_default().push(p);
+    }
+    by_index
+        .into_iter()
+        .filter(|(name, parts)| {
+            Some(*name) != key.map(|k| k.name.as_str())
+                && parts.iter().all(|p| p.unique && !p.prefix)
+        })
+        .filter_map(|(name, parts)| {
+            let cols: Option<Vec<usize>> = parts
+                .iter()
+                .map(|p| {
+                    let c = p.column.as_ref()?;
+                    columns.iter().position(|x| &x.name == c)
+                })
+                .collect();
+            cols.map(|columns| Key {
+                name: name.to_string(),
+                columns,
+            })
+        })
+        .collect()
 }
 
 async fn read_objects(conn: &mut Conn, db: &str, out: &mut Vec<Object>) -> Result<()> {

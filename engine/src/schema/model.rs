@@ -33,6 +33,11 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// None when the table has no usable key: it is copied and compared as one chunk.
     pub key: Option<Key>,
+    /// Unique keys other than `key` (whole columns; NULL never conflicts): the applier checks them before upserts.
+    pub uniques: Vec<Key>,
+    /// Another table's FK cascades (or sets NULL) on delete of this table's rows. The server does not log cascaded
+    /// changes in the binlog, so the applier deletes these rows with FK checks on and lets the destination cascade.
+    pub cascades_on_delete: bool,
     pub engine: String,
     pub rows_estimate: u64,
     /// SHOW CREATE TABLE output.

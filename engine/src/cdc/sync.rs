@@ -1,0 +1,346 @@
+//! Continuous sync: a binlog reader feeding the applier through a bounded queue, a heartbeat on the source,
+//! restarts from the durable checkpoint on transient failures, and the stop conditions (signal, caught up).
+
+use super::apply::{Applier, Mode};
+use super::event::Item;
+use super::position::Position;
+use super::stream::{BinlogReader, StartBy};
+use crate::codes;
+use crate::config::TaskConfig;
+use crate::error::{Error, Result, ResultExt};
+use crate::meta::Meta;
+use crate::mysql::conn::{Flavor, Role, Server};
+use crate::mysql::quote::{ident, string};
+use crate::schema::model::Table;
+use mysql_async::prelude::Queryable;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+/// What the operator (or a test) asks of a running sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Keep applying.
+    Run,
+    /// Apply up to the source's position at the moment this was asked, then stop.
+    Drain,
+    /// Commit what is whole and stop now.
+    Stop,
+}
+
+/// How one sync ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncReport {
+    pub transactions: u64,
+    pub rows: u64,
+    pub commits: u64,
+    pub parked: u64,
+    pub mode: Mode,
+    pub checkpoint: Option<Position>,
+    pub restarts: u32,
+    pub seconds: f64,
+    /// "drained" (caught up with the source) or "stopped".
+    pub ended: &'static str,
+}
+
+/// Runs sync from the task's checkpoint until `control` says Drain (and the source is reached) or Stop.
+pub async fn run(
+    cfg: &TaskConfig,
+    source: &Server,
+    destination: &Server,
+    meta: &Meta,
+    tables: &[Table],
+    mut control: watch::Receiver<Control>,
+) -> Result<SyncReport> {
+    let started = Instant::now();
+    let mut report = SyncReport {
+        transactions: 0,
+        rows: 0,
+        commits: 0,
+        parked: 0,
+        mode: Mode::CatchUp,
+        checkpoint: None,
+        restarts: 0,
+        seconds: 0.0,
+        ended: "stopped",
+    };
+    let heartbeat = if cfg.incremental.heartbeat {
+        Some(tokio::spawn(heartbeat(
+            source.clone(),
+            cfg.metadata.schema.clone(),
+            cfg.task.name.clone(),
+        )))
+    } else {
+        None
+    };
+    let window = Duration::from_secs(cfg.incremental.retry_window_s);
+    let mut failing_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(250);
+    let mut target: Option<Position> = None;
+    let result = loop {
+        match attempt(
+            cfg,
+            source,
+            destination,
+            meta,
+            tables,
+            &mut control,
+            &mut target,
+            &mut report,
+        )
+        .await
+        {
+            Ok(ended) => {
+                report.ended = ended;
+                break Ok(());
+            }
+            Err(e) if e.is_transient() => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= window {
+                    break Err(e.context(format!(
+                        "sync kept failing for {} s (retry window)",
+                        window.as_secs()
+                    )));
+                }
+                warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "sync interrupted; resuming from the checkpoint");
+                report.restarts += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    result?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    cfg: &TaskConfig,
+    source: &Server,
+    destination: &Server,
+    meta: &Meta,
+    tables: &[Table],
+    control: &mut watch::Receiver<Control>,
+    target: &mut Option<Position>,
+    report: &mut SyncReport,
+) -> Result<&'static str> {
+    let dst_pool = destination.pool(Role::Write, 1);
+    let mut conn = dst_pool.get_conn().await.ctx("destination")?;
+    let state = meta.cdc(&mut conn).await?;
+    let (Some(from), Some(p1)) = (state.resume_from().cloned(), state.p1.clone()) else {
+        return Err(Error::definite(
+            &codes::CDC_NO_START,
+            "no start or end-of-copy position recorded",
+        ));
+    };
+    report.checkpoint = Some(from.clone());
+
+    // Before reading anything, check the source still has the binlog the checkpoint points into.
+    let src_pool = source.pool(Role::Introspect, 1);
+    let mut sconn = src_pool.get_conn().await.ctx("source")?;
+    let logs: Vec<mysql_async::Row> = sconn
+        .query("SHOW BINARY LOGS")
+        .await
+        .ctx("SHOW BINARY LOGS")?;
+    let names: Vec<String> = logs
+        .iter()
+        .filter_map(|r| crate::schema::introspect::text(r, 0))
+        .collect();
+    if !names.iter().any(|n| n == from.file()) {
+        drop(sconn);
+        let _ = src_pool.disconnect().await;
+        return Err(Error::definite(
+            &codes::CDC_PURGED,
+            format!(
+                "the checkpoint {from} is in {}, which the source no longer has (oldest: {})",
+                from.file(),
+                names.first().map(String::as_str).unwrap_or("none")
+            ),
+        ));
+    }
+    drop(sconn);
+
+    let by = match (&from, source.info.flavor) {
+        (Position::MariaDb { gtid_list, .. }, Flavor::MariaDb) if !gtid_list.is_empty() => {
+            StartBy::Gtid
+        }
+        _ => StartBy::FilePos,
+    };
+    let mut reader = BinlogReader::open_by(source, &from, by, cfg.dump_server_id(), tables).await?;
+    info!(from = %from, by = ?by, mode = if from.cmp_in_log(&p1)?.is_lt() { "catch-up" } else { "exact" }, "sync: reading the binlog");
+    let scope = scope_of(cfg);
+    let mut applier = Applier::new(
+        conn,
+        meta.clone(),
+        from,
+        p1,
+        cfg.incremental.batch_rows,
+        scope,
+    )
+    .await?;
+
+    // The reader runs ahead of the applier by at most `queue_items` items (a big transaction streams through).
+    let (tx, mut rx) = mpsc::channel::<Result<Item>>(cfg.incremental.queue_items);
+    let reader_task = tokio::spawn(async move {
+        loop {
+            let item = reader.next().await;
+            let end = !matches!(item, Ok(Some(_)));
+            let item = match item {
+                Ok(Some(i)) => Ok(i),
+                Ok(None) => Err(Error::Transient {
+                    detail: "the source ended the binlog stream".into(),
+                    mysql_errno: None,
+                }),
+                Err(e) => Err(e),
+            };
+            if tx.send(item).await.is_err() || end {
+                return;
+            }
+        }
+    });
+
+    let outcome = apply_loop(
+        source,
+        &mut applier,
+        &mut rx,
+        control,
+        target,
+        &src_pool,
+        report,
+    )
+    .await;
+    reader_task.abort();
+    let commit = if outcome.is_ok() {
+        applier.commit().await
+    } else {
+        Ok(())
+    };
+    report.transactions += applier.stats.transactions;
+    report.rows += applier.stats.rows;
+    report.commits += applier.stats.commits;
+    report.parked += applier.stats.parked;
+    report.mode = applier.mode();
+    report.checkpoint = Some(applier.position().clone());
+    applier.close().await;
+    let _ = dst_pool.disconnect().await;
+    let _ = src_pool.disconnect().await;
+    commit?;
+    outcome
+}
+
+async fn apply_loop(
+    source: &Server,
+    applier: &mut Applier,
+    rx: &mut mpsc::Receiver<Result<Item>>,
+    control: &mut watch::Receiver<Control>,
+    target: &mut Option<Position>,
+    src_pool: &mysql_async::Pool,
+    report: &SyncReport,
+) -> Result<&'static str> {
+    let mut last_log = Instant::now();
+    let mut logged = (applier.stats.transactions, applier.stats.rows);
+    let tick = Duration::from_millis(200);
+    loop {
+        let asked = *control.borrow();
+        match asked {
+            Control::Stop => return Ok("stopped"),
+            Control::Drain if target.is_none() => {
+                let mut c = src_pool.get_conn().await.ctx("source")?;
+                let p = Position::current(&mut c, source.info.flavor).await?;
+                info!(target = %p, "sync: draining up to the source's current position");
+                *target = Some(p);
+            }
+            _ => {}
+        }
+        tokio::select! {
+            item = rx.recv() => {
+                let Some(item) = item else {
+                    return Err(Error::Transient { detail: "binlog reader stopped".into(), mysql_errno: None });
+                };
+                let idle = rx.is_empty();
+                applier.apply(item?, idle).await?;
+            }
+            _ = control.changed() => continue,
+            _ = tokio::time::sleep(tick) => {
+                applier.commit().await?;
+            }
+        }
+        if let Some(t) = target.as_ref() {
+            if applier.pending() == 0 && applier.position().cmp_in_log(t)?.is_ge() {
+                return Ok("drained");
+            }
+        }
+        if last_log.elapsed() >= Duration::from_secs(10) {
+            let secs = last_log.elapsed().as_secs_f64();
+            let (t, r) = (
+                report.transactions + applier.stats.transactions,
+                report.rows + applier.stats.rows,
+            );
+            info!(
+                at = %applier.position(),
+                mode = ?applier.mode(),
+                transactions_per_s = ((t - logged.0) as f64 / secs) as u64,
+                rows_per_s = ((r - logged.1) as f64 / secs) as u64,
+                "sync"
+            );
+            logged = (t, r);
+            last_log = Instant::now();
+        }
+    }
+}
+
+/// The databases the task reads (DDL there matters).
+fn scope_of(cfg: &TaskConfig) -> Vec<String> {
+    let mut s: Vec<String> = cfg.objects.databases.clone();
+    for t in &cfg.objects.tables {
+        if let Some((db, _)) = t.split_once('.') {
+            if !s.iter().any(|x| x == db) {
+                s.push(db.to_string());
+            }
+        }
+    }
+    s
+}
+
+/// Writes `NOW(6)` into the source's `<metadata>.heartbeat` every second, so the binlog moves on an idle source
+/// and lag is measured end to end. A source that refuses (read-only account) gets one warning and no heartbeat.
+async fn heartbeat(source: Server, schema: String, task: String) {
+    let pool = source.pool(Role::Write, 1);
+    let table = format!("{}.{}", ident(&schema), ident("heartbeat"));
+    let setup = [
+        format!("CREATE DATABASE IF NOT EXISTS {}", ident(&schema)),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (task VARCHAR(64) NOT NULL PRIMARY KEY, ts DATETIME(6) NOT NULL) ENGINE=InnoDB"
+        ),
+    ];
+    let beat = format!(
+        "REPLACE INTO {table} (task, ts) VALUES ({}, NOW(6))",
+        string(&task)
+    );
+    let mut ready = false;
+    loop {
+        let res: Result<()> = async {
+            let mut c = pool.get_conn().await.ctx("source heartbeat")?;
+            if !ready {
+                for s in &setup {
+                    c.query_drop(s).await.ctx("source heartbeat")?;
+                }
+                ready = true;
+            }
+            c.query_drop(&beat).await.ctx("source heartbeat")
+        }
+        .await;
+        if let Err(e) = res {
+            if !e.is_transient() {
+                warn!(error = %e, "heartbeat disabled: the source refused it (set `incremental.heartbeat = false` for read-only accounts)");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

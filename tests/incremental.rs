@@ -23,12 +23,23 @@ fn online_task(name: &str, source: &Instance, destination: &Instance) -> TaskCon
     cfg
 }
 
-async fn wait_for(what: &str, destination: &Instance, sql: &str, at_least: u64) -> u64 {
+/// Polls `sql` on the destination until it reaches `at_least`; `None` when `alive` says the run ended first.
+async fn wait_for(
+    what: &str,
+    destination: &Instance,
+    sql: &str,
+    at_least: u64,
+    alive: &mut dyn FnMut() -> bool,
+) -> Option<u64> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let n: Option<u64> = destination.query_first(sql).await.unwrap_or(None);
         if n.unwrap_or(0) >= at_least {
-            return n.unwrap_or(0);
+            return n;
+        }
+        if !alive() {
+            eprintln!("the run ended while waiting for {what}");
+            return None;
         }
         if Instant::now() >= deadline {
             let pl = rows(destination, "SELECT CONCAT_WS(' | ', ID, USER, COMMAND, TIME, STATE, LEFT(INFO, 200)) FROM information_schema.PROCESSLIST").await;
@@ -67,7 +78,6 @@ async fn expect_equal(cfg: &TaskConfig, source: &Instance, destination: &Instanc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "issue 3 in progress: the copy stalls under the concurrent workload; run with --ignored"]
 async fn online_migration_under_concurrent_writes_ends_verifier_equal() {
     logs();
     let (source, destination) = pair().await;
@@ -125,21 +135,29 @@ async fn online_migration_under_concurrent_writes_ends_verifier_equal() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     long.query_drop("COMMIT").await.expect("commit");
-    wait_for(
-        "the copy",
-        &destination,
-        "SELECT COUNT(*) FROM ferry_meta.task WHERE full_done_at IS NOT NULL",
-        1,
-    )
-    .await;
-    // Sync under load.
-    wait_for(
-        "sync",
-        &destination,
-        "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc",
-        200,
-    )
-    .await;
+    for (what, sql, at_least) in [
+        (
+            "the copy",
+            "SELECT COUNT(*) FROM ferry_meta.task WHERE full_done_at IS NOT NULL",
+            1,
+        ),
+        // Sync under load.
+        (
+            "sync",
+            "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc",
+            200,
+        ),
+    ] {
+        if wait_for(what, &destination, sql, at_least, &mut || {
+            !run.is_finished()
+        })
+        .await
+        .is_none()
+        {
+            let r = run.await.expect("run task");
+            panic!("the run ended while waiting for {what}: {:?}", r.err());
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let stats = wl.await.expect("workload task").expect("workload");
     eprintln!("workload: {stats:?}");
@@ -175,18 +193,37 @@ fn write_task(dir: &tempfile::TempDir, cfg: &TaskConfig) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn spawn_run(file: &str, extra: &[&str]) -> std::process::Child {
+/// Kills a `ferry run` left running when the test fails, so it does not outlive the test.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn running(child: &mut std::process::Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
+}
+
+/// Starts `ferry run` in the background; its debug log goes to a file kept after the test (path printed).
+fn spawn_run(file: &str, n: u32) -> std::process::Child {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("incremental-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let path = dir.join(format!("run-{n}.log"));
+    eprintln!("ferry run #{n} logs to {}", path.display());
+    let log = std::fs::File::create(&path).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["run", "-c", file, "--json"])
-        .args(extra)
+        .env("RUST_LOG", "ferry_engine=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawning ferry run")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "issue 3 in progress: depends on the online path; run with --ignored"]
 async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
     let (source, destination) = pair().await;
     datagen::create_shop(&source, 3).await.expect("shop");
@@ -206,16 +243,18 @@ async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
     };
 
     // 1. Kill -9 in the middle of the copy.
-    let mut child = spawn_run(&file, &[]);
+    let mut child = Reap(spawn_run(&file, 1));
     wait_for(
         "copied chunks",
         &destination,
         "SELECT COUNT(*) FROM ferry_meta.chunks WHERE task = 'killed' AND done_at IS NOT NULL",
         10,
+        &mut || running(&mut child.0),
     )
-    .await;
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    .await
+    .expect("the run ended during the copy");
+    child.0.kill().expect("kill -9");
+    let _ = child.0.wait();
     let full_done = count(
         &destination,
         "SELECT COUNT(*) FROM ferry_meta.task WHERE full_done_at IS NOT NULL",
@@ -227,36 +266,42 @@ async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
     );
 
     // 2. Resume; kill -9 again while sync applies the binlog under load.
-    let mut child = spawn_run(&file, &[]);
+    let mut child = Reap(spawn_run(&file, 2));
     wait_for(
         "the copy",
         &destination,
         "SELECT COUNT(*) FROM ferry_meta.task WHERE full_done_at IS NOT NULL",
         1,
+        &mut || running(&mut child.0),
     )
-    .await;
+    .await
+    .expect("the run ended during the copy");
     let before = wait_for(
         "sync",
         &destination,
         "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc",
         100,
+        &mut || running(&mut child.0),
     )
-    .await;
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    .await
+    .expect("the run ended during sync");
+    child.0.kill().expect("kill -9");
+    let _ = child.0.wait();
 
     // 3. Writes go on while ferry is down; then a third run resumes from the checkpoint.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut child = spawn_run(&file, &[]);
+    let mut child = Reap(spawn_run(&file, 3));
     wait_for(
         "sync after restart",
         &destination,
         "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc",
         before + 100,
+        &mut || running(&mut child.0),
     )
-    .await;
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    .await
+    .expect("the run ended during sync after restart");
+    child.0.kill().expect("kill -9");
+    let _ = child.0.wait();
     stop.store(true, Ordering::Relaxed);
     let stats = wl.await.expect("workload task").expect("workload");
     eprintln!("workload: {stats:?}");
@@ -274,5 +319,11 @@ async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["sync"]["ended"], "drained", "{report}");
     assert_eq!(report["phase_at_start"], "incremental", "{report}");
+    assert_eq!(report["sync"]["mode"], "exact", "P1 was passed: {report}");
+    // Rows the copy or catch-up parked were all re-created by later events.
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM ferry_meta.parked").await,
+        0
+    );
     expect_equal(&cfg, &source, &destination).await;
 }

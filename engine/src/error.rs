@@ -45,6 +45,14 @@ impl Error {
         }
     }
 
+    /// A failure that may pass if retried (no server error number behind it).
+    pub fn transient(detail: impl Into<String>) -> Self {
+        Error::Transient {
+            detail: detail.into(),
+            mysql_errno: None,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Transient { .. })
     }

@@ -147,6 +147,13 @@ impl CdcState {
 
 /// A row moved aside in catch-up mode because another row took its unique value; a later event for its key
 /// supersedes it, otherwise it is reported when catch-up ends.
+/// The JSON form of a key or row stored in the metadata (`[{"UInt":7}]`): one encoding for the copy and the
+/// applier, so a key parked by one is found by the other.
+pub fn values_json(v: &[crate::value::Value]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A destination row removed because another row took one of its unique values (see `copy::displace`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Parked {
     pub db: String,

@@ -15,7 +15,7 @@ use crate::schema::model::{ObjectKind, SourceSchema};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{debug, info};
 
 /// How to run (not part of the task file).
 #[derive(Debug, Clone, Default)]
@@ -131,6 +131,7 @@ async fn steps(
     dst: &mut mysql_async::Conn,
 ) -> Result<Steps> {
     // 3. Read the selected objects from the source (every run: the copy needs the table shapes).
+    debug!("reading the selected objects from the source");
     let src_pool = source.pool(Role::Introspect, 1);
     let mut src = src_pool.get_conn().await.ctx("source")?;
     let schema = introspect::read(&mut src, &cfg.objects, &cfg.metadata.schema).await?;
@@ -179,10 +180,12 @@ async fn steps(
     // 6. Full copy: chunk by key, copy in parallel, each chunk committed with its checkpoint.
     let mut copy_report = None;
     if cfg.has(MigrationType::Full) && !state.full_done {
+        debug!("full copy");
         let progress = Arc::new(CopyProgress::new(opts.progress));
         let copy_opts = CopyOptions {
             workers: cfg.full.workers,
             chunk_rows: cfg.full.chunk_rows,
+            park_displaced: incremental,
             ..CopyOptions::default()
         };
         copy_report = Some(

@@ -49,6 +49,12 @@ impl Value {
         use mysql_async::Value as W;
         Ok(match v {
             W::NULL => Value::Null,
+            // One integer variant per column, whichever the protocol chose: the binary protocol sends INT UNSIGNED
+            // as Int and the binlog decoder gives UInt, and keys from both are compared.
+            W::Int(i) if col.column_type.contains("unsigned") && i >= 0 => Value::UInt(i as u64),
+            W::UInt(u) if !col.column_type.contains("unsigned") && i64::try_from(u).is_ok() => {
+                Value::Int(u as i64)
+            }
             W::Int(i) => Value::Int(i),
             W::UInt(u) => Value::UInt(u),
             W::Float(f) => Value::Float(f),
@@ -206,6 +212,27 @@ mod tests {
             nullable: true,
             generated: false,
         }
+    }
+
+    #[test]
+    fn integers_take_the_variant_of_their_column_not_of_the_protocol() {
+        let mut unsigned = col("int", None);
+        unsigned.column_type = "int(10) unsigned".into();
+        let signed = col("bigint", None);
+        let w = mysql_async::Value::Int(42);
+        assert_eq!(
+            Value::from_wire(w, &unsigned).expect("value"),
+            Value::UInt(42)
+        );
+        let w = mysql_async::Value::UInt(42);
+        assert_eq!(Value::from_wire(w, &signed).expect("value"), Value::Int(42));
+        let w = mysql_async::Value::UInt(u64::MAX);
+        assert_eq!(
+            Value::from_wire(w, &unsigned).expect("value"),
+            Value::UInt(u64::MAX)
+        );
+        let w = mysql_async::Value::Int(-1);
+        assert_eq!(Value::from_wire(w, &signed).expect("value"), Value::Int(-1));
     }
 
     #[test]

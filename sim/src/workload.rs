@@ -38,6 +38,16 @@ pub async fn run_shop(
         .query("SELECT sku FROM shop.products")
         .await
         .ctx("workload")?;
+    let top = |t: &str| format!("SELECT CAST(COALESCE(MAX(id), 1) AS UNSIGNED) FROM shop.{t}");
+    let ids = IdRanges {
+        customers: c.query_first(top("customers")).await.ctx("workload")?.unwrap_or(1),
+        orders: c.query_first(top("orders")).await.ctx("workload")?.unwrap_or(1),
+        audit_log: c
+            .query_first("SELECT CAST(COALESCE(MAX(id), 1) AS UNSIGNED) FROM shop.audit_log WHERE id < 1000000000")
+            .await
+            .ctx("workload")?
+            .unwrap_or(1),
+    };
     drop(c);
     let skus = Arc::new(skus);
     let per_writer = transactions_max.div_ceil(writers.max(1) as u64);
@@ -51,7 +61,7 @@ pub async fn run_shop(
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) && n < per_writer {
                 n += 1;
-                let stmts = transaction(&mut rng, &skus, w, n);
+                let stmts = transaction(&mut rng, &skus, ids, w, n);
                 let mut ok = true;
                 conn.query_drop("BEGIN").await.ctx("workload")?;
                 for s in &stmts {
@@ -103,10 +113,32 @@ pub async fn run_shop(
     }
 }
 
+/// The highest ids when the workload started: rows are picked by a random point in that range and the next id
+/// at or above it, an index range read (ORDER BY RAND() would scan the table under lock on every statement).
+#[derive(Debug, Clone, Copy)]
+struct IdRanges {
+    customers: u64,
+    orders: u64,
+    audit_log: u64,
+}
+
+/// A statement setting `@var` to the id of an existing row of `table` near a random point of `0..=top`.
+fn pick(rng: &mut StdRng, var: &str, table: &str, top: u64, extra: &str) -> String {
+    let at = rng.random_range(0..=top.max(1));
+    format!(
+        "SET {var} = COALESCE((SELECT id FROM shop.{table} WHERE id >= {at}{extra} ORDER BY id LIMIT 1), \
+         (SELECT id FROM shop.{table} WHERE 1 = 1{extra} ORDER BY id LIMIT 1))"
+    )
+}
+
 /// The statements of one transaction.
-fn transaction(rng: &mut StdRng, skus: &[String], writer: usize, n: u64) -> Vec<String> {
-    let cust =
-        || "(SELECT id FROM (SELECT id FROM shop.customers ORDER BY RAND() LIMIT 1) x)".to_string();
+fn transaction(
+    rng: &mut StdRng,
+    skus: &[String],
+    ids: IdRanges,
+    writer: usize,
+    n: u64,
+) -> Vec<String> {
     let sku = |rng: &mut StdRng| {
         skus.get(rng.random_range(0..skus.len().max(1)))
             .cloned()
@@ -123,18 +155,20 @@ fn transaction(rng: &mut StdRng, skus: &[String], writer: usize, n: u64) -> Vec<
             ["", "sms", "newsletter,vip"][rng.random_range(0..3)],
         )],
         // A customer changes name, tier and flags.
-        12..=25 => vec![format!(
-            "UPDATE shop.customers SET name = CONCAT(name, '.'), tier = '{}', flags = '{}' WHERE id = {}",
-            ["bronze", "silver", "gold"][rng.random_range(0..3)],
-            ["", "vip", "sms,vip"][rng.random_range(0..3)],
-            cust()
-        )],
+        12..=25 => vec![
+            pick(rng, "@c", "customers", ids.customers, ""),
+            format!(
+                "UPDATE shop.customers SET name = CONCAT(name, '.'), tier = '{}', flags = '{}' WHERE id = @c",
+                ["bronze", "silver", "gold"][rng.random_range(0..3)],
+                ["", "vip", "sms,vip"][rng.random_range(0..3)],
+            ),
+        ],
         // An email address moves from one customer to another (unique key value changes hands).
         26..=31 => {
             let tag = format!("moved-{writer}-{n}");
             vec![
-                "SET @a = (SELECT id FROM shop.customers ORDER BY RAND() LIMIT 1)".to_string(),
-                "SET @b = (SELECT id FROM shop.customers WHERE id <> @a ORDER BY RAND() LIMIT 1)".to_string(),
+                pick(rng, "@a", "customers", ids.customers, ""),
+                pick(rng, "@b", "customers", ids.customers, " AND id <> @a"),
                 "SET @e = (SELECT email FROM shop.customers WHERE id = @a)".to_string(),
                 format!("UPDATE shop.customers SET email = CONCAT('{tag}-', id, '@example.org') WHERE id = @a"),
                 "UPDATE shop.customers SET email = @e WHERE id = @b".to_string(),
@@ -142,16 +176,16 @@ fn transaction(rng: &mut StdRng, skus: &[String], writer: usize, n: u64) -> Vec<
         }
         // An order with its lines, in one transaction.
         32..=51 => {
-            let mut v = vec![format!(
+            let mut v = vec![pick(rng, "@c", "customers", ids.customers, "")];
+            v.push(format!(
                 "INSERT INTO shop.orders (customer_id, status, ordered_on, ship_window, note, total) VALUES \
-                 ({}, 'new', CURDATE(), '{:02}:{:02}:00', {}, {}.{:02})",
-                cust(),
+                 (@c, 'new', CURDATE(), '{:02}:{:02}:00', {}, {}.{:02})",
                 rng.random_range(0..24),
                 rng.random_range(0..60),
                 if rng.random_bool(0.5) { "NULL".to_string() } else { format!("'note {n} ✓'") },
                 rng.random_range(1..900),
                 rng.random_range(0..100)
-            )];
+            ));
             v.push("SET @o = LAST_INSERT_ID()".to_string());
             for line in 1..=rng.random_range(1..4u32) {
                 v.push(format!(
@@ -165,22 +199,26 @@ fn transaction(rng: &mut StdRng, skus: &[String], writer: usize, n: u64) -> Vec<
             v
         }
         // An order moves on (the source's trigger writes audit_log; the binlog carries those rows).
-        52..=66 => vec![format!(
-            "UPDATE shop.orders SET status = '{}', version = version + 1 WHERE id = \
-             (SELECT id FROM (SELECT id FROM shop.orders ORDER BY RAND() LIMIT 1) x)",
-            ["paid", "shipped", "cancelled"][rng.random_range(0..3)]
-        )],
+        52..=66 => vec![
+            pick(rng, "@o", "orders", ids.orders, ""),
+            format!(
+                "UPDATE shop.orders SET status = '{}', version = version + 1 WHERE id = @o",
+                ["paid", "shipped", "cancelled"][rng.random_range(0..3)]
+            ),
+        ],
         // An order is deleted; its lines go with it by ON DELETE CASCADE (not in the binlog).
         67..=73 => vec![
-            "DELETE FROM shop.orders WHERE id = (SELECT id FROM (SELECT id FROM shop.orders ORDER BY RAND() LIMIT 1) x)"
-                .to_string(),
+            pick(rng, "@o", "orders", ids.orders, ""),
+            "DELETE FROM shop.orders WHERE id = @o".to_string(),
         ],
         // A primary key changes.
-        74..=79 => vec![format!(
-            "UPDATE shop.audit_log SET id = id + {} WHERE id = (SELECT id FROM (SELECT id FROM shop.audit_log \
-             WHERE id < 1000000000 ORDER BY RAND() LIMIT 1) x)",
-            1_000_000_000u64 + u64::from(rng.random::<u16>()) * 100_000 + n
-        )],
+        74..=79 => vec![
+            pick(rng, "@l", "audit_log", ids.audit_log, " AND id < 1000000000"),
+            format!(
+                "UPDATE shop.audit_log SET id = id + {} WHERE id = @l",
+                1_000_000_000u64 + u64::from(rng.random::<u16>()) * 100_000 + n
+            ),
+        ],
         // Price and JSON attributes change, several products in one statement.
         // (No writes to the keyless page_views: replaying them from P0 over a copy taken later duplicates rows;
         // keyless tables need a per-table snapshot position first.)

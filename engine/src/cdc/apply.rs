@@ -732,9 +732,9 @@ pub fn touches_scope(scope: &[String], db: &str, sql_text: &str) -> bool {
 }
 
 fn key_json(k: &[Value]) -> String {
-    serde_json::to_string(k).unwrap_or_default()
+    crate::meta::values_json(k)
 }
 
 fn row_json(r: &[Value]) -> String {
-    serde_json::to_string(r).unwrap_or_default()
+    crate::meta::values_json(r)
 }

@@ -70,6 +70,8 @@ pub enum Item {
 pub struct EventDecoder {
     tables: HashMap<(String, String), Arc<Table>>,
     file: String,
+    /// Whether a FORMAT_DESCRIPTION has been seen: events before it are read without knowing the checksum setting.
+    seen_fde: bool,
 }
 
 impl EventDecoder {
@@ -80,6 +82,7 @@ impl EventDecoder {
                 .map(|t| ((t.db.clone(), t.name.clone()), Arc::new(t.clone())))
                 .collect(),
             file: file.to_string(),
+            seen_fde: false,
         }
     }
 
@@ -144,7 +147,18 @@ impl EventDecoder {
         let Some(data) = data else { return Ok(None) };
         Ok(match data {
             EventData::RotateEvent(r) => {
-                self.file = r.name().into_owned();
+                let mut name = r.name_raw().to_vec();
+                if !self.seen_fde && ends_with_own_crc32(event) {
+                    // The artificial ROTATE a live dump opens with comes before the FORMAT_DESCRIPTION that tells
+                    // mysql_common whether events carry a CRC32, so its four checksum bytes are still on the name.
+                    name.truncate(name.len().saturating_sub(4));
+                }
+                self.file = String::from_utf8(name).map_err(|_| {
+                    Error::definite(
+                        &codes::CDC_DECODE,
+                        format!("{}: binlog file name is not UTF-8", at()),
+                    )
+                })?;
                 Some(Item::Rotate {
                     file: self.file.clone(),
                     pos: r.position(),
@@ -195,7 +209,14 @@ impl EventDecoder {
                 }
             }
             EventData::HeartbeatEvent => Some(Item::Idle),
+            EventData::FormatDescriptionEvent(_) if end == 0 => {
+                self.seen_fde = true;
+                None
+            }
             EventData::FormatDescriptionEvent(_) | EventData::PreviousGtidsEvent(_) if end > 0 => {
+                if matches!(data, EventData::FormatDescriptionEvent(_)) {
+                    self.seen_fde = true;
+                }
                 Some(Item::Skip {
                     file: self.file.clone(),
                     end,
@@ -374,4 +395,21 @@ fn mariadb_gtid(event: &Event) -> Result<String> {
             format!("MariaDB GTID event of {} bytes", d.len()),
         )),
     }
+}
+
+/// Whether the last four bytes of an event read without checksum handling are the CRC32 of the rest of it.
+fn ends_with_own_crc32(event: &Event) -> bool {
+    let mut raw = Vec::with_capacity(19 + event.data().len());
+    if event
+        .write(
+            mysql_common::binlog::consts::BinlogVersion::Version4,
+            &mut raw,
+        )
+        .is_err()
+        || raw.len() < 19 + 4
+    {
+        return false;
+    }
+    let (body, crc) = raw.split_at(raw.len() - 4);
+    crc32fast::hash(body).to_le_bytes() == crc
 }

@@ -1,5 +1,6 @@
 //! Full data migration: key-range chunks copied by parallel workers, each chunk committed with its checkpoint.
 
+pub mod displace;
 pub mod plan;
 pub mod worker;
 

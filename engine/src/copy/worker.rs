@@ -27,6 +27,9 @@ pub struct CopyOptions {
     pub chunk_attempts: u32,
     /// Upper bound of chunks per table (the last chunk takes the rest).
     pub chunks_per_table_max: usize,
+    /// Incremental follows (P0 is recorded): a destination row holding a chunk row's unique value under another
+    /// key is a stale copy that catch-up re-creates, so it is parked instead of failing the chunk.
+    pub park_displaced: bool,
 }
 
 impl Default for CopyOptions {
@@ -37,6 +40,7 @@ impl Default for CopyOptions {
             batch_bytes: 4 << 20,
             chunk_attempts: 5,
             chunks_per_table_max: 1_000_000,
+            park_displaced: false,
         }
     }
 }
@@ -99,15 +103,26 @@ pub async fn run(
             report.clone(),
         );
         let attempts = opts.chunk_attempts.max(1);
+        let park = opts.park_displaced;
         set.spawn(async move {
             loop {
                 let job = { rx.lock().await.recv().await };
                 let Some(job) = job else {
                     return Ok::<(), Error>(());
                 };
-                let rows =
-                    copy_with_retries(&src_pool, &dst_pool, &meta, &job, batch_bytes, attempts, w)
-                        .await?;
+                debug!(worker = w, table = %job.table.display_name(), chunk = job.chunk_no, "copying chunk");
+                let rows = match copy_with_retries(
+                    &src_pool, &dst_pool, &meta, &job, batch_bytes, attempts, w, park,
+                )
+                .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        // Stop the planner: its next send fails instead of waiting for a worker forever.
+                        rx.lock().await.close();
+                        return Err(e);
+                    }
+                };
                 progress.rows(&job.table.display_name(), rows);
                 if job
                     .remaining
@@ -124,6 +139,9 @@ pub async fn run(
             }
         });
     }
+
+    // Only the workers hold the receiver: when they all stop, the planner's send fails.
+    drop(rx);
 
     // The planner: one table at a time, plan stored before any of its chunks is handed out.
     let planner = async {
@@ -178,6 +196,7 @@ pub async fn run(
                     rows
                 }
             };
+            debug!(table = %t.display_name(), chunks = chunks.len(), "handing out chunks");
             let done_rows: u64 = chunks.iter().filter(|c| c.done).map(|c| c.rows).sum();
             let pending: Vec<&ChunkRow> = chunks.iter().filter(|c| !c.done).collect();
             if let Ok(mut r) = report.lock() {
@@ -244,6 +263,7 @@ fn parse_bound(s: Option<&str>) -> Result<Option<Vec<Value>>> {
         .transpose()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn copy_with_retries(
     src: &Pool,
     dst: &Pool,
@@ -252,11 +272,12 @@ async fn copy_with_retries(
     batch_bytes: usize,
     attempts: u32,
     worker: usize,
+    park: bool,
 ) -> Result<u64> {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        match copy_chunk(src, dst, meta, job, batch_bytes).await {
+        match copy_chunk(src, dst, meta, job, batch_bytes, park).await {
             Ok(rows) => return Ok(rows),
             Err(e) if e.is_transient() && attempt < attempts => {
                 warn!(worker, table = %job.table.display_name(), chunk = job.chunk_no, attempt, error = %e, "retrying chunk");
@@ -282,6 +303,7 @@ async fn copy_chunk(
     meta: &Meta,
     job: &Job,
     batch_bytes: usize,
+    park: bool,
 ) -> Result<u64> {
     let t = &job.table;
     let cols: Vec<usize> = t.writable_columns().map(|(i, _)| i).collect();
@@ -298,11 +320,13 @@ async fn copy_chunk(
             .join(", ")
     );
 
-    let mut dconn = dst.get_conn().await?;
+    let mut dconn = Server::checkout(dst, "destination session for a chunk").await?;
     let mut tx = dconn.start_transaction(TxOpts::default()).await?;
-    let mut sconn = src.get_conn().await?;
+    let mut sconn = Server::checkout(src, "source session for a chunk").await?;
     let mut result = sconn.exec_iter(sql, ()).await?;
     let mut batch = String::with_capacity(batch_bytes.min(1 << 20));
+    // The decoded rows of `batch`, kept to look for displaced rows if the insert hits a unique value.
+    let mut held: Vec<Vec<Value>> = Vec::new();
     let mut rows = 0u64;
     while let Some(row) = result.next().await? {
         let values = plan::decode_row(row, &col_refs)?;
@@ -315,18 +339,94 @@ async fn copy_chunk(
             v.write_literal(c, &mut batch)?;
         }
         batch.push(')');
+        held.push(values);
         rows += 1;
         if batch.len() >= batch_bytes {
-            tx.query_drop(&batch).await?;
+            insert_batch(&mut tx, meta, job, &cols, &batch, &held, park).await?;
             batch.clear();
+            held.clear();
         }
     }
     drop(result);
     if !batch.is_empty() {
-        tx.query_drop(&batch).await?;
+        insert_batch(&mut tx, meta, job, &cols, &batch, &held, park).await?;
     }
     tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows))
         .await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// One multi-row INSERT of a chunk. A duplicate on a unique key other than the table's key means a row copied
+/// earlier holds a value the source has since moved to one of these rows (see `displace`): with incremental
+/// following, that row is parked and removed and the insert is tried once more; otherwise it is a coded error
+/// naming both rows.
+async fn insert_batch(
+    tx: &mut mysql_async::Transaction<'_>,
+    meta: &Meta,
+    job: &Job,
+    cols: &[usize],
+    batch: &str,
+    held: &[Vec<Value>],
+    park: bool,
+) -> Result<()> {
+    let t = &job.table;
+    let first = match tx.query_drop(batch).await {
+        Ok(()) => return Ok(()),
+        Err(e) => Error::from(e),
+    };
+    if first.mysql_errno() != Some(1062) {
+        return Err(first);
+    }
+    let displaced = super::displace::find(tx, t, cols, held).await?;
+    if displaced.is_empty() || !park {
+        let rows: Vec<String> = displaced
+            .iter()
+            .take(5)
+            .map(|d| {
+                format!(
+                    "destination row {} (held by {}): {}",
+                    d.key_json, d.by, d.row_json
+                )
+            })
+            .collect();
+        return Err(Error::definite(
+            &codes::DATA_DUPLICATE,
+            format!(
+                "{} chunk {}: {first}{}{}",
+                t.display_name(),
+                job.chunk_no,
+                if rows.is_empty() { "" } else { "; " },
+                rows.join("; ")
+            ),
+        ));
+    }
+    for d in &displaced {
+        warn!(table = %t.display_name(), key = %d.key_json, by = %d.by, "copy: parking a row whose unique value moved to a row copied later");
+        let p = crate::meta::Parked {
+            db: t.db.clone(),
+            name: t.name.clone(),
+            key_json: d.key_json.clone(),
+            row_json: d.row_json.clone(),
+            displaced_by: d.by.clone(),
+            at_position: format!("full copy, chunk {}", job.chunk_no),
+        };
+        tx.query_drop(meta.park_sql(&p))
+            .await
+            .ctx("parking a row")?;
+        tx.query_drop(crate::cdc::sql::delete_keys(
+            t,
+            std::slice::from_ref(&d.key),
+        )?)
+        .await
+        .ctx(t.display_name())?;
+    }
+    tx.query_drop(batch).await.map_err(|e| {
+        Error::from(e).context(format!(
+            "{} chunk {} after parking {} row(s)",
+            t.display_name(),
+            job.chunk_no,
+            displaced.len()
+        ))
+    })
 }

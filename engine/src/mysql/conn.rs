@@ -35,6 +35,9 @@ fn setup_statements(role: Role) -> Vec<String> {
     }
 }
 
+/// The longest wait for a session from a pool.
+const CHECKOUT_S: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// MySQL or MariaDB: they differ in binlog protocol, system tables and some SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Flavor {
@@ -115,6 +118,18 @@ impl Server {
             .map_err(|e| {
                 Error::from(e).context(format!("{} {}", self.label, self.endpoint.address()))
             })
+    }
+
+    /// A session from `pool`, waiting at most `CHECKOUT_S` (a pool that never hands one out is a defect, not a
+    /// reason to hang).
+    pub async fn checkout(pool: &Pool, what: &str) -> Result<mysql_async::Conn> {
+        match tokio::time::timeout(CHECKOUT_S, pool.get_conn()).await {
+            Ok(c) => c.map_err(|e| Error::from(e).context(what.to_string())),
+            Err(_) => Err(Error::transient(format!(
+                "{what}: no pooled session within {} s",
+                CHECKOUT_S.as_secs()
+            ))),
+        }
     }
 
     /// A pool of at most `max_conns` sessions set up for `role`.

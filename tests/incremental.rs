@@ -71,10 +71,107 @@ fn seed() -> u64 {
     s
 }
 
-async fn expect_equal(cfg: &TaskConfig, source: &Instance, destination: &Instance) {
+async fn expect_equal(cfg: &TaskConfig, source: &Instance, destination: &Instance, db: &str) {
     let v = verify(cfg).await;
     assert!(v.consistent(), "verifier found differences: {v:?}");
-    assert_same_data(source, destination, datagen::SHOP_DB).await;
+    assert_same_data(source, destination, db).await;
+}
+
+/// Full copy then sync of `db` while `writers` run `kind`'s workload; at least `transactions_min` are applied
+/// under load, then writes stop, ferry drains to the source's position and the two sides must be equal.
+async fn online(
+    name: &str,
+    source: &Instance,
+    destination: &Instance,
+    db: &str,
+    kind: workload::Kind,
+    transactions_min: u64,
+    before_copy: impl std::future::Future<Output = ()>,
+) -> migration::RunReport {
+    let mut cfg = task(name, source, destination, &[db]);
+    cfg.task.types.push(MigrationType::Incremental);
+    cfg.full.workers = 2;
+    cfg.full.chunk_rows = 500;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ep = source.endpoint();
+    let wl = {
+        let stop = stop.clone();
+        let seed = seed();
+        tokio::spawn(async move { workload::run(&ep, kind, seed, 3, u64::MAX, stop).await })
+    };
+    let (ctl, rx) = tokio::sync::watch::channel(Control::Run);
+    let run = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            migration::run(
+                &cfg,
+                &RunOptions {
+                    progress: false,
+                    control: Some(rx),
+                },
+            )
+            .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(destination, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = 'cdc'").await == 0
+        || count(destination, "SELECT COUNT(*) FROM ferry_meta.cdc WHERE p0 IS NOT NULL").await == 0
+    {
+        if run.is_finished() {
+            let r = run.await.expect("run task");
+            panic!("the run ended before recording P0: {:?}", r.err());
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for P0");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    before_copy.await;
+    for (what, sql, at_least) in [
+        (
+            "the copy",
+            "SELECT COUNT(*) FROM ferry_meta.task WHERE full_done_at IS NOT NULL",
+            1,
+        ),
+        // Sync under load.
+        (
+            "sync",
+            "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc",
+            transactions_min,
+        ),
+    ] {
+        if wait_for(what, destination, sql, at_least, &mut || !run.is_finished())
+            .await
+            .is_none()
+        {
+            let r = run.await.expect("run task");
+            panic!("the run ended while waiting for {what}: {:?}", r.err());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let stats = wl.await.expect("workload task").expect("workload");
+    eprintln!("workload: {stats:?}");
+    assert!(
+        stats.transactions >= transactions_min,
+        "workload too small: {stats:?}"
+    );
+    ctl.send(Control::Drain).expect("drain");
+    let report = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("drain finished in time")
+        .expect("run task")
+        .expect("migration");
+    let sync = report.sync.as_ref().expect("sync report");
+    eprintln!("sync: {sync:?}");
+    assert_eq!(sync.ended, "drained");
+    assert_eq!(format!("{:?}", sync.mode), "Exact", "P1 was passed");
+    assert_eq!(report.phase.as_str(), "incremental");
+    assert_eq!(
+        count(destination, "SELECT COUNT(*) FROM ferry_meta.parked").await,
+        0,
+        "every parked row was re-created by a later event"
+    );
+    expect_equal(&cfg, source, destination, db).await;
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -82,7 +179,6 @@ async fn online_migration_under_concurrent_writes_ends_verifier_equal() {
     logs();
     let (source, destination) = pair().await;
     datagen::create_shop(&source, 1).await.expect("shop");
-    let cfg = online_task("online", &source, &destination);
 
     // A transaction that starts before the copy and commits after P0 is recorded.
     let pool = mysql_async::Pool::new(
@@ -101,81 +197,21 @@ async fn online_migration_under_concurrent_writes_ends_verifier_equal() {
     long.query_drop("DELETE FROM shop.orders WHERE id IN (SELECT id FROM (SELECT id FROM shop.orders ORDER BY id LIMIT 20) x)")
         .await
         .expect("delete");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let ep = source.endpoint();
-    let wl = {
-        let stop = stop.clone();
-        let seed = seed();
-        tokio::spawn(async move { workload::run_shop(&ep, seed, 3, u64::MAX, stop).await })
+    let commit = async {
+        long.query_drop("COMMIT").await.expect("commit");
     };
-    let (ctl, rx) = tokio::sync::watch::channel(Control::Run);
-    let run = {
-        let cfg = cfg.clone();
-        tokio::spawn(async move {
-            migration::run(
-                &cfg,
-                &RunOptions {
-                    progress: false,
-                    control: Some(rx),
-                },
-            )
-            .await
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count(&destination, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = 'cdc'").await == 0
-        || count(&destination, "SELECT COUNT(*) FROM ferry_meta.cdc WHERE p0 IS NOT NULL").await == 0
-    {
-        if run.is_finished() {
-            let r = run.await.expect("run task");
-            panic!("the run ended before recording P0: {:?}", r.err());
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for P0");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    long.query_drop("COMMIT").await.expect("commit");
-    for (what, sql, at_least) in [
-        (
-            "the copy",
-            "SELECT COUNT(*) FROM ferry_meta.task WHERE full_done_at IS NOT NULL",
-            1,
-        ),
-        // Sync under load.
-        (
-            "sync",
-            "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc",
-            200,
-        ),
-    ] {
-        if wait_for(what, &destination, sql, at_least, &mut || {
-            !run.is_finished()
-        })
-        .await
-        .is_none()
-        {
-            let r = run.await.expect("run task");
-            panic!("the run ended while waiting for {what}: {:?}", r.err());
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let stats = wl.await.expect("workload task").expect("workload");
-    eprintln!("workload: {stats:?}");
-    assert!(stats.transactions >= 200, "workload too small: {stats:?}");
-    ctl.send(Control::Drain).expect("drain");
-    let report = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("drain finished in time")
-        .expect("run task")
-        .expect("migration");
-    let sync = report.sync.expect("sync report");
-    eprintln!("sync: {sync:?}");
-    assert_eq!(sync.ended, "drained");
-    assert_eq!(format!("{:?}", sync.mode), "Exact", "P1 was passed");
-    assert_eq!(report.phase.as_str(), "incremental");
+    online(
+        "online",
+        &source,
+        &destination,
+        datagen::SHOP_DB,
+        workload::Kind::Shop,
+        200,
+        commit,
+    )
+    .await;
     drop(long);
     let _ = pool.disconnect().await;
-    expect_equal(&cfg, &source, &destination).await;
     // Triggers wait for cutover: the destination has none yet, so nothing fired twice.
     assert_eq!(
         count(
@@ -185,6 +221,31 @@ async fn online_migration_under_concurrent_writes_ends_verifier_equal() {
         .await,
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sakila_online_under_concurrent_writes_ends_verifier_equal() {
+    logs();
+    let (source, destination) = pair().await;
+    let dir = datasets().join("sakila");
+    source
+        .load_sql_file(&dir.join("sakila-schema.sql"))
+        .await
+        .expect("loading sakila schema");
+    source
+        .load_sql_file(&dir.join("sakila-data.sql.gz"))
+        .await
+        .expect("loading sakila data");
+    online(
+        "sakila-online",
+        &source,
+        &destination,
+        "sakila",
+        workload::Kind::Sakila,
+        300,
+        async {},
+    )
+    .await;
 }
 
 fn write_task(dir: &tempfile::TempDir, cfg: &TaskConfig) -> String {
@@ -325,5 +386,5 @@ async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
         count(&destination, "SELECT COUNT(*) FROM ferry_meta.parked").await,
         0
     );
-    expect_equal(&cfg, &source, &destination).await;
+    expect_equal(&cfg, &source, &destination, datagen::SHOP_DB).await;
 }

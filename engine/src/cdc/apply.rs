@@ -328,6 +328,12 @@ impl Applier {
             }
             RowKind::Update => {
                 let (before, after) = (before.ok_or_else(missing)?, after.ok_or_else(missing)?);
+                let followed = table.cascade_update_columns();
+                if !followed.is_empty()
+                    && sql::project(&before, &followed) != sql::project(&after, &followed)
+                {
+                    return self.cascading_update(table, before, after).await;
+                }
                 let key = sql::key_of(table)?;
                 let same_key = sql::project(&before, &key) == sql::project(&after, &key);
                 match (same_key, exact) {
@@ -390,9 +396,12 @@ impl Applier {
         match run.op {
             Op::Delete => {
                 let distinct: HashSet<String> = keys.iter().map(|k| key_json(k)).collect();
-                if t.cascades_on_delete {
-                    // The source cascaded this delete to child rows without logging them: let the destination do
-                    // the same (FK checks on for this statement only).
+                // The source cascaded this delete to child rows without logging them. Exact: the destination is
+                // the source at this point, so FK checks on for this statement let it cascade the same way.
+                // Catch-up: children may be copies from later (checks could refuse the delete), so the children
+                // are made to follow explicitly below.
+                let server_cascades = t.cascades_on_delete() && exact;
+                if server_cascades {
                     self.conn
                         .query_drop("SET SESSION foreign_key_checks = 1")
                         .await
@@ -407,11 +416,23 @@ impl Applier {
                     }
                     Err(e) => Err(e),
                 };
-                if t.cascades_on_delete {
+                if server_cascades {
                     self.conn
                         .query_drop("SET SESSION foreign_key_checks = 0")
                         .await
                         .ctx("destination")?;
+                }
+                if t.cascades_on_delete() && !exact {
+                    for row in &run.rows {
+                        for f in &t.followers {
+                            for q in sql::follow(&t, f, &sql::project(row, &f.referenced), None)? {
+                                self.conn
+                                    .query_drop(q)
+                                    .await
+                                    .ctx(format!("{}.{}", f.db, f.table))?;
+                            }
+                        }
+                    }
                 }
                 let affected = affected.ctx(t.display_name())?;
                 if exact && affected != distinct.len() as u64 {
@@ -644,6 +665,62 @@ impl Applier {
                 .ctx(t.display_name())?;
             self.parked.insert((p.db, p.name, p.key_json));
             self.stats.parked += 1;
+        }
+        Ok(())
+    }
+
+    /// An update of columns other tables' FKs follow with ON UPDATE CASCADE / SET NULL: the source changed the
+    /// child rows without logging them, so the destination must do the same. Exact: one UPDATE by the before-image
+    /// key with FK checks on for that statement, the destination cascades as the source did. Catch-up: see below.
+    async fn cascading_update(
+        &mut self,
+        t: &Arc<Table>,
+        before: Vec<Value>,
+        after: Vec<Value>,
+    ) -> Result<()> {
+        self.flush().await?;
+        if self.mode == Mode::CatchUp {
+            // Children may already be copies from after this change: move them explicitly (a child already
+            // under the new values wins), then write the parent like any other key change.
+            for f in &t.followers {
+                let (old, new) = (
+                    sql::project(&before, &f.referenced),
+                    sql::project(&after, &f.referenced),
+                );
+                if old == new {
+                    continue;
+                }
+                for q in sql::follow(t, f, &old, Some(&new))? {
+                    self.conn
+                        .query_drop(q)
+                        .await
+                        .ctx(format!("{}.{}", f.db, f.table))?;
+                }
+            }
+            self.push(t, Op::Delete, before, None).await?;
+            return self.push(t, Op::Upsert, after, None).await;
+        }
+        let key = sql::key_of(t)?;
+        let before_key = sql::project(&before, &key);
+        let q = sql::update_row(t, &before_key, &after)?;
+        self.conn
+            .query_drop("SET SESSION foreign_key_checks = 1")
+            .await
+            .ctx("destination")?;
+        let res = match self.conn.query_iter(q).await {
+            Ok(r) => {
+                let n = r.affected_rows();
+                drop(r);
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        };
+        self.conn
+            .query_drop("SET SESSION foreign_key_checks = 0")
+            .await
+            .ctx("destination")?;
+        if res.ctx(t.display_name())? == 0 {
+            return Err(self.diverged(t, "update", &[before_key], 0).await);
         }
         Ok(())
     }

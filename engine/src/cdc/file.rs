@@ -140,7 +140,7 @@ pub fn table_from_map(tme: &TableMapEvent<'_>) -> Table {
             columns: pk,
         }),
         uniques: Vec::new(),
-        cascades_on_delete: false,
+        followers: Vec::new(),
         engine: "InnoDB".into(),
         rows_estimate: 0,
         create_sql: String::new(),

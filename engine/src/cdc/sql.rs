@@ -3,7 +3,7 @@
 use crate::codes;
 use crate::error::{Error, Result};
 use crate::mysql::quote::ident;
-use crate::schema::model::Table;
+use crate::schema::model::{FkRule, Follower, Table};
 use crate::value::Value;
 
 /// `INSERT INTO t (cols) VALUES (..),(..)`: the writable columns of full row images.
@@ -98,6 +98,92 @@ pub fn where_tuples(table: &Table, cols: &[usize], tuples: &[Vec<Value>]) -> Res
         out.push_str("1 = 0");
     }
     Ok(out)
+}
+
+/// `UPDATE t SET <every writable column> = <after> WHERE <key> = <before key>`: one row, as the source changed it.
+pub fn update_row(table: &Table, before_key: &[Value], after: &[Value]) -> Result<String> {
+    let key = key_of(table)?;
+    let mut set = String::new();
+    for (n, (i, c)) in table.writable_columns().enumerate() {
+        if n > 0 {
+            set.push_str(", ");
+        }
+        set.push_str(&ident(&c.name));
+        set.push_str(" = ");
+        after
+            .get(i)
+            .ok_or_else(|| {
+                Error::definite(
+                    &codes::CDC_DECODE,
+                    format!("{}: row image too short", table.display_name()),
+                )
+            })?
+            .write_literal(c, &mut set)?;
+    }
+    Ok(format!(
+        "UPDATE {} SET {set} WHERE {}",
+        table.qualified(),
+        where_tuples(table, &key, &[before_key.to_vec()])?
+    ))
+}
+
+/// The statements that make a follower's child rows do what its FK does when parent rows with the referenced
+/// values `old` go (`new` = None) or change to `new`: CASCADE deletes or re-points them, SET NULL nulls them. A
+/// re-pointed child that already exists under the new values (a copy taken after the change) stays as it is and
+/// the stale one goes (`UPDATE IGNORE` then `DELETE`).
+pub fn follow(
+    parent: &Table,
+    f: &Follower,
+    old: &[Value],
+    new: Option<&[Value]>,
+) -> Result<Vec<String>> {
+    let child = format!("{}.{}", ident(&f.db), ident(&f.table));
+    let mut cond = String::new();
+    for (n, (col, &pi)) in f.columns.iter().zip(&f.referenced).enumerate() {
+        if n > 0 {
+            cond.push_str(" AND ");
+        }
+        cond.push_str(&ident(col));
+        cond.push_str(" = ");
+        old.get(n)
+            .unwrap_or(&Value::Null)
+            .write_literal(&parent.columns[pi], &mut cond)?;
+    }
+    let set = |vals: Option<&[Value]>| -> Result<String> {
+        let mut out = String::new();
+        for (n, (col, &pi)) in f.columns.iter().zip(&f.referenced).enumerate() {
+            if n > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&ident(col));
+            out.push_str(" = ");
+            match vals {
+                Some(v) => v
+                    .get(n)
+                    .unwrap_or(&Value::Null)
+                    .write_literal(&parent.columns[pi], &mut out)?,
+                None => out.push_str("NULL"),
+            }
+        }
+        for c in &f.keep {
+            out.push_str(&format!(", {0} = {0}", ident(c)));
+        }
+        Ok(out)
+    };
+    let rule = if new.is_some() {
+        f.on_update
+    } else {
+        f.on_delete
+    };
+    Ok(match (rule, new) {
+        (FkRule::Restrict, _) => Vec::new(),
+        (FkRule::SetNull, _) => vec![format!("UPDATE {child} SET {} WHERE {cond}", set(None)?)],
+        (FkRule::Cascade, None) => vec![format!("DELETE FROM {child} WHERE {cond}")],
+        (FkRule::Cascade, Some(v)) => vec![
+            format!("UPDATE IGNORE {child} SET {} WHERE {cond}", set(Some(v))?),
+            format!("DELETE FROM {child} WHERE {cond}"),
+        ],
+    })
 }
 
 /// `DELETE FROM t WHERE <key in keys>`.
@@ -212,7 +298,7 @@ mod tests {
                 name: "email".into(),
                 columns: vec![1],
             }],
-            cascades_on_delete: false,
+            followers: Vec::new(),
             engine: "InnoDB".into(),
             rows_estimate: 0,
             create_sql: String::new(),
@@ -241,6 +327,40 @@ mod tests {
         let w = where_tuples(&table(), &[1], &[vec![Value::Null]]).expect("sql");
         assert_eq!(w, "(`email` <=> NULL)");
         assert_eq!(where_tuples(&table(), &[0], &[]).expect("sql"), "1 = 0");
+    }
+
+    #[test]
+    fn followers_cascade_and_null_child_rows_like_the_source_did() {
+        let f = Follower {
+            db: "shop".into(),
+            table: "c".into(),
+            columns: vec!["t_id".into()],
+            referenced: vec![0],
+            keep: vec!["at".into()],
+            on_delete: FkRule::SetNull,
+            on_update: FkRule::Cascade,
+        };
+        let t = table();
+        let gone = follow(&t, &f, &[Value::Int(1)], None).expect("sql");
+        assert_eq!(
+            gone,
+            vec!["UPDATE `shop`.`c` SET `t_id` = NULL, `at` = `at` WHERE `t_id` = 1"]
+        );
+        let moved = follow(&t, &f, &[Value::Int(1)], Some(&[Value::Int(9)])).expect("sql");
+        assert_eq!(
+            moved,
+            vec![
+                "UPDATE IGNORE `shop`.`c` SET `t_id` = 9, `at` = `at` WHERE `t_id` = 1",
+                "DELETE FROM `shop`.`c` WHERE `t_id` = 1"
+            ]
+        );
+        let restrict = Follower {
+            on_delete: FkRule::Restrict,
+            ..f
+        };
+        assert!(follow(&t, &restrict, &[Value::Int(1)], None)
+            .expect("sql")
+            .is_empty());
     }
 
     #[test]

@@ -233,7 +233,7 @@ mod tests {
                 columns: vec![0, 1],
             }),
             uniques: Vec::new(),
-            cascades_on_delete: false,
+            followers: Vec::new(),
             engine: "InnoDB".into(),
             rows_estimate: 0,
             create_sql: String::new(),

@@ -178,15 +178,34 @@ async fn read_tables(
             });
     }
 
-    // Tables whose rows another table's FK deletes or nulls along with them.
-    let cascading: Vec<String> = conn
+    // Foreign keys that make child rows follow a parent of this database (one row per FK column).
+    type FkRow = (String, String, String, String, String, String, String);
+    let fk_rows: Vec<FkRow> = conn
         .exec(
-            "SELECT DISTINCT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
-             WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND DELETE_RULE IN ('CASCADE', 'SET NULL')",
+            "SELECT k.REFERENCED_TABLE_NAME, k.CONSTRAINT_NAME, k.TABLE_SCHEMA, k.TABLE_NAME, k.COLUMN_NAME, \
+             k.REFERENCED_COLUMN_NAME, CONCAT(r.DELETE_RULE, '/', r.UPDATE_RULE) \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k \
+             ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME \
+             AND k.TABLE_NAME = r.TABLE_NAME \
+             WHERE k.REFERENCED_TABLE_SCHEMA = ? \
+             AND (r.DELETE_RULE IN ('CASCADE', 'SET NULL') OR r.UPDATE_RULE IN ('CASCADE', 'SET NULL')) \
+             ORDER BY k.REFERENCED_TABLE_NAME, k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
             (db,),
         )
         .await
         .ctx(format!("reading foreign keys of {db}"))?;
+
+    // Columns the server sets on every update (ON UPDATE CURRENT_TIMESTAMP), of tables with followed FKs.
+    let auto_updated: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE EXTRA LIKE '%on update%' AND (TABLE_SCHEMA, TABLE_NAME) IN \
+             (SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE \
+              WHERE REFERENCED_TABLE_SCHEMA = ?)",
+            (db,),
+        )
+        .await
+        .ctx(format!("reading columns of tables referencing {db}"))?;
 
     let mut tables = Vec::new();
     for (name, engine, rows_estimate) in names {
@@ -204,20 +223,65 @@ async fn read_tables(
         let parts = indexes.get(&name).map(Vec::as_slice).unwrap_or(&[]);
         let key = choose_key(&cols, parts);
         let uniques = other_unique_keys(&cols, parts, key.as_ref());
-        let cascades_on_delete = cascading.contains(&name);
+        let mut followers = followers_of(&name, &cols, &fk_rows);
+        for f in &mut followers {
+            f.keep = auto_updated
+                .iter()
+                .filter(|(d, t, _)| *d == f.db && *t == f.table)
+                .map(|(_, _, c)| c.clone())
+                .collect();
+        }
         tables.push(Table {
             db: db.to_string(),
             name,
             columns: cols,
             key,
             uniques,
-            cascades_on_delete,
+            followers,
             engine,
             rows_estimate,
             create_sql,
         });
     }
     Ok(tables)
+}
+
+/// The FKs among `rows` (see the query above) that reference `parent`, grouped by constraint.
+fn followers_of(
+    parent: &str,
+    cols: &[Column],
+    rows: &[(String, String, String, String, String, String, String)],
+) -> Vec<Follower> {
+    let mut out: Vec<(String, Follower)> = Vec::new();
+    for (referenced_table, constraint, db, table, column, referenced_column, rules) in rows {
+        if referenced_table != parent {
+            continue;
+        }
+        let Some(idx) = cols.iter().position(|c| &c.name == referenced_column) else {
+            continue;
+        };
+        let id = format!("{db}.{table}.{constraint}");
+        if out.last().map(|(i, _)| i != &id).unwrap_or(true) {
+            let (on_delete, on_update) = rules.split_once('/').unwrap_or((rules, ""));
+            out.push((
+                id,
+                Follower {
+                    db: db.clone(),
+                    table: table.clone(),
+                    columns: Vec::new(),
+                    referenced: Vec::new(),
+                    keep: Vec::new(),
+                    on_delete: FkRule::parse(on_delete),
+                    on_update: FkRule::parse(on_update),
+                },
+            ));
+        }
+        if let Some((_, f)) = out.last_mut() {
+            f.columns.push(column.clone());
+            f.referenced.push(idx);
+        }
+    }
+    out.into_iter().map(|(_, f)| f).collect()
 }
 
 /// One row of information_schema.STATISTICS.

@@ -35,16 +35,71 @@ pub struct Table {
     pub key: Option<Key>,
     /// Unique keys other than `key` (whole columns; NULL never conflicts): the applier checks them before upserts.
     pub uniques: Vec<Key>,
-    /// Another table's FK cascades (or sets NULL) on delete of this table's rows. The server does not log cascaded
-    /// changes in the binlog, so the applier deletes these rows with FK checks on and lets the destination cascade.
-    pub cascades_on_delete: bool,
+    /// FKs of other tables that change their rows when this table's rows are deleted or their referenced columns
+    /// updated (CASCADE, SET NULL). The server does not log those child changes in the binlog: the applier has to
+    /// make them on the destination.
+    pub followers: Vec<Follower>,
     pub engine: String,
     pub rows_estimate: u64,
     /// SHOW CREATE TABLE output.
     pub create_sql: String,
 }
 
+/// A foreign key of another table that follows this table's rows on delete or update.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Follower {
+    pub db: String,
+    pub table: String,
+    /// The child's FK columns, in FK order.
+    pub columns: Vec<String>,
+    /// Indexes into this table's columns that the FK references, in FK order.
+    pub referenced: Vec<usize>,
+    /// The child's ON UPDATE CURRENT_TIMESTAMP columns: a cascade leaves them as they are, so must ferry.
+    pub keep: Vec<String>,
+    pub on_delete: FkRule,
+    pub on_update: FkRule,
+}
+
+/// What a foreign key does to child rows when the parent row goes or its key changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FkRule {
+    /// RESTRICT, NO ACTION, SET DEFAULT (InnoDB refuses SET DEFAULT): nothing follows.
+    Restrict,
+    Cascade,
+    SetNull,
+}
+
+impl FkRule {
+    pub fn parse(rule: &str) -> FkRule {
+        match rule {
+            "CASCADE" => FkRule::Cascade,
+            "SET NULL" => FkRule::SetNull,
+            _ => FkRule::Restrict,
+        }
+    }
+}
+
 impl Table {
+    /// Some child rows change when a row of this table is deleted.
+    pub fn cascades_on_delete(&self) -> bool {
+        self.followers
+            .iter()
+            .any(|f| f.on_delete != FkRule::Restrict)
+    }
+
+    /// Columns whose change some child rows follow.
+    pub fn cascade_update_columns(&self) -> Vec<usize> {
+        let mut cols: Vec<usize> = self
+            .followers
+            .iter()
+            .filter(|f| f.on_update != FkRule::Restrict)
+            .flat_map(|f| f.referenced.iter().copied())
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        cols
+    }
+
     pub fn qualified(&self) -> String {
         crate::mysql::quote::qualified(&self.db, &self.name)
     }

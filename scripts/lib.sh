@@ -18,6 +18,14 @@ ensure_server() {
   need_root service mariadb stop >/dev/null 2>&1 || true
 }
 
+# Anchor tools the scenarios and benchmarks drive (pt-online-schema-change, pt-table-sync): Debian's percona-toolkit.
+ensure_tools() {
+  if command -v pt-online-schema-change >/dev/null && command -v pt-table-sync >/dev/null; then return 0; fi
+  echo "== installing percona-toolkit (Debian package)"
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q percona-toolkit >/dev/null
+}
+
 # The docker provider's image, when a docker daemon answers. Failure here is not fatal: the local provider remains.
 ensure_image() {
   if ! docker info >/dev/null 2>&1; then

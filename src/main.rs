@@ -6,7 +6,7 @@ use ferry_engine::config::TaskConfig;
 use ferry_engine::error::Error;
 use ferry_engine::precheck::{self, Outcome};
 use ferry_engine::{migration, status};
-use ferry_verifier::{VerifyOptions, VerifyReport};
+use ferry_verifier::{Mode, VerifyOptions, VerifyReport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,6 +24,54 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Full,
+    Sample,
+    Online,
+    Since,
+}
+
+/// A seed for a sample when none is given (printed with the report, so the sample can be taken again).
+fn drawn_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 % 1_000_000_000)
+        .unwrap_or(1)
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// List the scenarios in a folder with their one-line incident descriptions.
+    List {
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Run scenario folders (each prints its SEED first; records under target/sim/<scenario>/<seed>/).
+    Run {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Run with this seed (else the scenario's own, else one drawn and printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// docker, local or auto (FERRY_BACKEND).
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Where records go.
+        #[arg(long, default_value = "target/sim")]
+        records: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the model simulator's seeded schedules (no server).
+    Model {
+        #[arg(long, default_value_t = 100_000)]
+        schedules: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a task: schema, full copy and binlog sync, resuming where an earlier run stopped. With incremental,
@@ -39,15 +87,50 @@ enum Cmd {
         #[arg(long)]
         until_caught_up: bool,
     },
-    /// Compare every selected table between source and destination.
+    /// Compare every selected table between source and destination; differences go to a JSON-lines diff and a
+    /// repair SQL file in --out.
     Verify {
         #[arg(short, long)]
         config: PathBuf,
         #[arg(long)]
         json: bool,
-        /// Chunks compared at once.
+        /// Key ranges compared at once (one connection per side each).
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+        /// full: every row, writes stopped; sample: a seeded share of rows; online: every row while sync runs
+        /// (differences rechecked after the destination caught up); since: rows changed after --since.
+        #[arg(long, value_enum, default_value = "full")]
+        mode: ModeArg,
+        /// sample mode: percent of rows.
+        #[arg(long, default_value_t = 10.0)]
+        sample_percent: f64,
+        /// sample mode: the seed choosing the rows (drawn and printed when not given).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// since mode: the source binlog position `<file>:<offset>` after which changed rows are verified.
+        #[arg(long, required_if_eq("mode", "since"))]
+        since: Option<String>,
+        /// Folder for diff.jsonl, repair.sql, summary.json and progress.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the verification recorded in --out, table by table from its last key.
+        #[arg(long, requires = "out")]
+        resume: bool,
+        /// Apply the repair SQL to the destination (one transaction), then verify again.
+        #[arg(long)]
+        apply_repair: bool,
+        /// FLOAT/DOUBLE values this close are equal (relative to the larger; absolute below 1). Default: bit-exact.
+        #[arg(long)]
+        float_tolerance: Option<f64>,
+        /// Hash every row client-side instead of letting the servers digest key ranges.
+        #[arg(long)]
+        client_hash: bool,
+        /// Rows per key range (default: the task's full.chunk_rows).
+        #[arg(long)]
+        chunk_rows: Option<u64>,
+        /// online and since modes: the longest wait for the destination to apply past a source position.
+        #[arg(long, default_value_t = 120)]
+        recheck_wait_s: u64,
     },
     /// Check connectivity and server versions before running.
     Precheck {
@@ -62,6 +145,58 @@ enum Cmd {
         config: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Switch the application over: check lag, fence off every older ferry process of the task, stop the
+    /// source's writes (read_only, or wait for the operator's stop), apply up to the final position, create
+    /// triggers and enable events, optionally revoke ferry's write rights. Safe to run again. Exit 0: done,
+    /// 1: rolled back (nothing switched) or a revoke that did not take, 2: unknown or error.
+    Cutover {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause the running task (sync commits and applies nothing more, the copy takes no new chunk).
+    Pause {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Resume a paused task.
+    Resume {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Stop the running task: sync commits what is whole and the process exits (run again to continue).
+    Stop {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Change a running task's throttle (0 = unlimited); unset knobs keep their rate.
+    Throttle {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// full or incremental.
+        #[arg(long)]
+        phase: String,
+        #[arg(long)]
+        source_qps_max: Option<u64>,
+        #[arg(long)]
+        rows_per_s_max: Option<u64>,
+        #[arg(long)]
+        mb_per_s_max: Option<u64>,
+    },
+    /// Remove the task's metadata from the destination (a cut-over task; --force for any other, abandoning it).
+    Release {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Rehearse incidents: scenario folders replayed against throwaway servers with faults, and the model
+    /// simulator.
+    Sim {
+        #[command(subcommand)]
+        command: SimCmd,
     },
     /// Start two throwaway servers, build a demo shop database, migrate it, verify it, stop the servers.
     Demo {
@@ -78,9 +213,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    // Colors only on a terminal: logs redirected to a file stay plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,12 +261,25 @@ async fn stop_signal() {
 }
 
 fn print_error(e: &Error) {
-    eprintln!("error: {e}");
+    // A transient failure reaches here only once its retry window ran out: it carries that code too.
+    if e.is_transient() {
+        eprintln!("error: {} {}: {e}", e.code().id, e.code().summary);
+    } else {
+        eprintln!("error: {e}");
+    }
     eprintln!("  hint: {}", e.hint());
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// Sends `path` to the running task's admin endpoint and prints the live state it answers with.
+async fn admin_call(config: &std::path::Path, path: &str) -> Result<ExitCode, Error> {
+    let cfg = TaskConfig::load(config)?;
+    let state = ferry_engine::admin::call(&cfg, path).await?;
+    println!("{state}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
@@ -145,18 +295,36 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             } else {
                 Control::Run
             };
-            let (tx, rx) = tokio::sync::watch::channel(first);
+            let (live, rx) = ferry_engine::admin::Live::new(&cfg, first);
+            // The admin endpoint (loopback): status, metrics, pause / resume / drain / stop, throttle changes.
+            let admin = if cfg.admin.enabled {
+                let addr = ferry_engine::admin::serve(
+                    &cfg.admin.listen,
+                    cfg.clone(),
+                    live.clone(),
+                    tokio::runtime::Handle::current(),
+                )?;
+                eprintln!("admin endpoint: http://{addr}/status");
+                Some((live.clone(), addr))
+            } else {
+                None
+            };
             // Ctrl-C or SIGTERM: sync commits the transactions it holds whole and returns.
+            let stopper = live.clone();
             tokio::spawn(async move {
                 stop_signal().await;
                 eprintln!("stopping: committing what is applied...");
-                let _ = tx.send(Control::Stop);
+                let _ = stopper.control.send(Control::Stop);
             });
             let opts = migration::RunOptions {
                 progress: !json,
                 control: Some(rx),
+                live: admin,
             };
-            let report = migration::run(&cfg, &opts).await?;
+            let lag_watch = tokio::spawn(ferry_engine::alerts::watch_lag(cfg.clone()));
+            let report = migration::run_resuming(&cfg, &opts).await;
+            lag_watch.abort();
+            let report = report?;
             if json {
                 println!("{}", to_json(&report));
             } else {
@@ -168,20 +336,90 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             config,
             json,
             parallel,
+            mode,
+            sample_percent,
+            seed,
+            since,
+            out,
+            resume,
+            apply_repair,
+            float_tolerance,
+            client_hash,
+            chunk_rows,
+            recheck_wait_s,
         } => {
             let cfg = TaskConfig::load(&config)?;
+            let mode = match mode {
+                ModeArg::Full => Mode::Full,
+                ModeArg::Online => Mode::Online,
+                ModeArg::Sample => Mode::Sample {
+                    percent: sample_percent,
+                    seed: seed.unwrap_or_else(drawn_seed),
+                },
+                ModeArg::Since => Mode::Since {
+                    from: since.unwrap_or_default(),
+                },
+            };
+            let out = out.or_else(|| {
+                apply_repair.then(|| {
+                    std::env::temp_dir().join(format!(
+                        "ferry-verify-{}-{}",
+                        cfg.task.name,
+                        std::process::id()
+                    ))
+                })
+            });
             let opts = VerifyOptions {
                 parallel,
-                chunk_rows: cfg.full.chunk_rows,
+                chunk_rows: chunk_rows.unwrap_or(cfg.full.chunk_rows),
+                mode,
+                client_only: client_hash,
+                float_tolerance,
+                out: out.clone(),
+                resume,
+                recheck: ferry_verifier::online::Recheck {
+                    wait_s_max: recheck_wait_s,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let report = ferry_verifier::verify(&cfg, &opts).await?;
+            let (Some(dir), true, false) = (out.as_ref(), apply_repair, report.consistent()) else {
+                if json {
+                    println!("{}", to_json(&report));
+                } else {
+                    print_verify(&report);
+                }
+                return Ok(verify_exit(&report));
+            };
+            let applied =
+                ferry_verifier::repair::apply(&cfg, &dir.join(ferry_verifier::output::REPAIR_FILE))
+                    .await?;
+            let after = ferry_verifier::verify(
+                &cfg,
+                &VerifyOptions {
+                    out: Some(dir.join("after-repair")),
+                    resume: false,
+                    ..opts
+                },
+            )
+            .await?;
             if json {
-                println!("{}", to_json(&report));
+                println!(
+                    "{}",
+                    to_json(
+                        &serde_json::json!({"before": report, "repair": applied, "after": after})
+                    )
+                );
             } else {
                 print_verify(&report);
+                println!(
+                    "repair applied: {} statements, {} rows changed; verifying again...",
+                    applied.statements, applied.rows
+                );
+                print_verify(&after);
             }
-            Ok(verify_exit(&report))
+            Ok(verify_exit(&after))
         }
         Cmd::Precheck { config, json } => {
             let cfg = TaskConfig::load(&config)?;
@@ -193,11 +431,16 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                     let mark = match i.outcome {
                         Outcome::Pass => "pass",
                         Outcome::Warning => "WARN",
+                        Outcome::Acknowledged => "ack",
                         Outcome::Failure => "FAIL",
                     };
-                    println!("{mark:4}  {:<24} {}", i.name, i.found);
-                    if let Some(h) = i.hint {
-                        println!("      {:<24} hint: {h}", "");
+                    let code = i.code.map(|c| format!("{c} ")).unwrap_or_default();
+                    println!("{mark:4}  {:<36} {code}{}", i.name, i.found);
+                    if !i.expected.is_empty() && i.outcome != Outcome::Pass {
+                        println!("      {:<36} expected: {}", "", i.expected);
+                    }
+                    if let Some(h) = i.hint.filter(|_| i.outcome != Outcome::Pass) {
+                        println!("      {:<36} hint: {h}", "");
                     }
                 }
             }
@@ -207,13 +450,76 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 ExitCode::SUCCESS
             })
         }
+        Cmd::Release { config, force } => {
+            let cfg = TaskConfig::load(&config)?;
+            println!("{}", ferry_engine::release::run(&cfg, force).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pause { config } => admin_call(&config, "/pause").await,
+        Cmd::Resume { config } => admin_call(&config, "/resume").await,
+        Cmd::Stop { config } => admin_call(&config, "/stop").await,
+        Cmd::Throttle {
+            config,
+            phase,
+            source_qps_max,
+            rows_per_s_max,
+            mb_per_s_max,
+        } => {
+            let mut q = format!("/throttle?phase={phase}");
+            for (k, v) in [
+                ("source_qps_max", source_qps_max),
+                ("rows_per_s_max", rows_per_s_max),
+                ("mb_per_s_max", mb_per_s_max),
+            ] {
+                if let Some(v) = v {
+                    q.push_str(&format!("&{k}={v}"));
+                }
+            }
+            admin_call(&config, &q).await
+        }
+        Cmd::Cutover { config, json } => {
+            let cfg = TaskConfig::load(&config)?;
+            let r = ferry_engine::cutover::run(&cfg).await?;
+            if json {
+                println!("{}", to_json(&r));
+            } else {
+                println!(
+                    "cutover of task {}: {}{}",
+                    r.task,
+                    r.outcome,
+                    if r.already {
+                        " (already, nothing changed)"
+                    } else {
+                        ""
+                    }
+                );
+                for step in &r.steps {
+                    println!("  - {step}");
+                }
+                if let (Some(code), Some(reason)) = (&r.code, &r.reason) {
+                    println!("{code}: {reason}");
+                    if let Some(c) = ferry_engine::codes::ALL.iter().find(|c| c.id == code) {
+                        println!("hint: {}", c.hint);
+                    }
+                }
+            }
+            Ok(match (r.outcome.as_str(), &r.code) {
+                ("done", None) => ExitCode::SUCCESS,
+                ("done", Some(_)) | ("rolled_back", _) => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            })
+        }
         Cmd::Status { config, json } => {
             let cfg = TaskConfig::load(&config)?;
             let s = status::read(&cfg).await?;
             if json {
                 println!("{}", to_json(&s));
             } else {
-                println!("task {}: {}", s.task, s.phase.as_str());
+                if s.state == s.phase.as_str() {
+                    println!("task {}: {}", s.task, s.state);
+                } else {
+                    println!("task {}: {} (phase {})", s.task, s.state, s.phase.as_str());
+                }
                 if let Some(code) = &s.failed_code {
                     println!(
                         "last failure: {code} {}",
@@ -234,10 +540,50 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                         t.chunks_total
                     );
                 }
+                if let Some(i) = &s.incremental {
+                    print_incremental(i);
+                }
+                for w in &s.warnings {
+                    println!("warning {} at {}: {}", w.code, w.at_position, w.detail);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { keep, scale } => demo(keep, scale).await,
+        Cmd::Sim { command } => sim(command).await,
+    }
+}
+
+fn print_incremental(i: &status::IncrementalStatus) {
+    let pos = |p: &Option<ferry_engine::cdc::position::Position>| {
+        p.as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    println!("incremental ({} mode)", i.mode);
+    println!(
+        "  checkpoint      {} (at {})",
+        pos(&i.checkpoint),
+        i.checkpoint_at.as_deref().unwrap_or("-")
+    );
+    println!("  source position {}", pos(&i.source_position));
+    println!(
+        "  lag             {}",
+        i.lag_s
+            .map(|l| format!("{l:.1} s"))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    println!(
+        "  applied         {} transactions, {} rows ({:.0} transactions/s, {:.0} rows/s)",
+        i.transactions, i.rows, i.transactions_per_s, i.rows_per_s
+    );
+    for t in &i.tables {
+        let note = if t.note.is_empty() {
+            String::new()
+        } else {
+            format!(" -> {}", t.note)
+        };
+        println!("  {:<40} {}{note}", format!("{}.{}", t.db, t.name), t.state);
     }
 }
 
@@ -304,25 +650,126 @@ fn print_run(r: &migration::RunReport) {
 fn print_verify(r: &VerifyReport) {
     for t in &r.tables {
         let verdict = if t.equal() { "equal" } else { "DIFFERENT" };
+        let unsettled = if t.unsettled > 0 {
+            format!(" unsettled {}", t.unsettled)
+        } else {
+            String::new()
+        };
         println!(
-            "{verdict:9}  {:<40} {:>9} rows  missing {} extra {} different {}",
+            "{verdict:9}  {:<40} {:>9} rows  missing {} extra {} different {}{unsettled}",
             t.table, t.rows_source, t.missing, t.extra, t.different
         );
+        if let Some(n) = &t.note {
+            println!("           note: {n}");
+        }
         for d in &t.first_differences {
             println!("           {d}");
         }
     }
+    let seed = r.seed.map(|s| format!(" (seed {s})")).unwrap_or_default();
+    let t = &r.totals;
+    let unsettled = if t.unsettled > 0 {
+        format!(", {} unsettled", t.unsettled)
+    } else {
+        String::new()
+    };
     println!(
-        "{} tables, {} rows checked in {:.1}s: {}",
-        r.tables.len(),
-        r.rows_checked(),
+        "{} mode{seed}: {} tables, {} rows checked in {:.1}s, {} missing, {} extra, {} different{unsettled}: {}",
+        r.mode,
+        t.tables,
+        t.rows_checked,
         r.seconds,
+        t.missing,
+        t.extra,
+        t.different,
         if r.consistent() {
             "consistent"
         } else {
             "NOT consistent"
         }
     );
+    if let Some(dir) = &r.out {
+        println!("diff and repair SQL in {dir}");
+    }
+}
+
+async fn sim(command: SimCmd) -> Result<ExitCode, Error> {
+    use ferry_sim::{model, runner, scenario};
+    let bad = |e: String| Error::definite(&ferry_engine::codes::SIM_SCENARIO, e);
+    match command {
+        SimCmd::List { dir } => {
+            for s in scenario::list(&dir).map_err(bad)? {
+                let fast = if s.file.scenario.fast { " (fast)" } else { "" };
+                println!(
+                    "{:<44} {}{fast}",
+                    s.dir.display(),
+                    s.file.scenario.description
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCmd::Run {
+            dirs,
+            seed,
+            backend,
+            records,
+            json,
+        } => {
+            let opts = runner::RunOptions {
+                seed,
+                backend: ferry_sim::Backend::parse(&backend)?,
+                ferry_bin: std::env::current_exe()
+                    .map_err(|e| bad(format!("locating the ferry binary: {e}")))?,
+                records,
+            };
+            let mut worst = 0u8;
+            let mut results = Vec::new();
+            for d in dirs {
+                let s = scenario::Scenario::load(&d).map_err(bad)?;
+                let r = runner::run(&s, &opts).await;
+                worst = worst.max(r.verdict.exit_code());
+                results.push(r);
+            }
+            if json {
+                println!("{}", to_json(&results));
+            } else if results.len() > 1 {
+                println!(
+                    "{:<40} {:>8} {:>12}  verdict",
+                    "scenario", "seconds", "seed"
+                );
+                for r in &results {
+                    println!(
+                        "{:<40} {:>8.1} {:>12}  {:?}",
+                        r.scenario, r.seconds, r.seed, r.verdict
+                    );
+                }
+            }
+            // 0 pass, 1 wrong outcome, 2 data divergence, 3 timeout, 4 harness error (the worst run's).
+            Ok(ExitCode::from(worst))
+        }
+        SimCmd::Model { schedules, seed } => {
+            let started = std::time::Instant::now();
+            match model::run_many(seed, schedules) {
+                Ok(t) => {
+                    println!(
+                        "{schedules} schedules from seed {seed} in {:.1}s: {} transactions, {} batches, {} crashes, \
+                         {} re-deliveries; destination equal to source in every one",
+                        started.elapsed().as_secs_f64(),
+                        t.transactions,
+                        t.batches,
+                        t.crashes,
+                        t.redelivered
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err((s, e)) => {
+                    println!("schedule {s} failed: {e}");
+                    println!("reproduce: ferry sim model --seed {s} --schedules 1");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
 }
 
 async fn demo(keep: bool, scale: u32) -> Result<ExitCode, Error> {
@@ -364,14 +811,22 @@ async fn demo(keep: bool, scale: u32) -> Result<ExitCode, Error> {
         destination: destination.endpoint(),
         objects: ferry_engine::config::Objects {
             databases: vec![datagen::SHOP_DB.into()],
-            tables: vec![],
+            ..Default::default()
         },
         full: ferry_engine::config::FullSection {
             workers: 4,
             chunk_rows: 2_000,
+            ..Default::default()
         },
         incremental: Default::default(),
         metadata: Default::default(),
+        precheck: Default::default(),
+        schema: Default::default(),
+        mapping: Default::default(),
+        cutover: Default::default(),
+        retry: Default::default(),
+        admin: Default::default(),
+        alerts: Default::default(),
     };
     println!("migrating...");
     let report = migration::run(
@@ -379,6 +834,7 @@ async fn demo(keep: bool, scale: u32) -> Result<ExitCode, Error> {
         &migration::RunOptions {
             progress: true,
             control: None,
+            live: None,
         },
     )
     .await?;

@@ -10,7 +10,7 @@ use ferry_engine::config::{MigrationType, TaskConfig};
 use ferry_engine::migration::{self, RunOptions};
 use ferry_sim::{datagen, workload, Instance};
 use mysql_async::prelude::Queryable;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,54 +21,6 @@ fn online_task(name: &str, source: &Instance, destination: &Instance) -> TaskCon
     cfg.full.workers = 2;
     cfg.full.chunk_rows = 500;
     cfg
-}
-
-/// Polls `sql` on the destination until it reaches `at_least`; `None` when `alive` says the run ended first.
-async fn wait_for(
-    what: &str,
-    destination: &Instance,
-    sql: &str,
-    at_least: u64,
-    alive: &mut dyn FnMut() -> bool,
-) -> Option<u64> {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let n: Option<u64> = destination.query_first(sql).await.unwrap_or(None);
-        if n.unwrap_or(0) >= at_least {
-            return n;
-        }
-        if !alive() {
-            eprintln!("the run ended while waiting for {what}");
-            return None;
-        }
-        if Instant::now() >= deadline {
-            let pl = rows(destination, "SELECT CONCAT_WS(' | ', ID, USER, COMMAND, TIME, STATE, LEFT(INFO, 200)) FROM information_schema.PROCESSLIST").await;
-            panic!(
-                "timed out waiting for {what}; destination sessions:\n{}",
-                pl.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("ferry_engine=info")),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-fn seed() -> u64 {
-    let s = std::env::var("FERRY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::random::<u32>() as u64);
-    eprintln!("workload seed {s} (FERRY_SEED={s} reproduces it)");
-    s
 }
 
 async fn expect_equal(cfg: &TaskConfig, source: &Instance, destination: &Instance, db: &str) {
@@ -100,20 +52,7 @@ async fn online(
         let seed = seed();
         tokio::spawn(async move { workload::run(&ep, kind, seed, 3, u64::MAX, stop).await })
     };
-    let (ctl, rx) = tokio::sync::watch::channel(Control::Run);
-    let run = {
-        let cfg = cfg.clone();
-        tokio::spawn(async move {
-            migration::run(
-                &cfg,
-                &RunOptions {
-                    progress: false,
-                    control: Some(rx),
-                },
-            )
-            .await
-        })
-    };
+    let (ctl, run) = start_run(&cfg);
     let deadline = Instant::now() + Duration::from_secs(120);
     while count(destination, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = 'cdc'").await == 0
         || count(destination, "SELECT COUNT(*) FROM ferry_meta.cdc WHERE p0 IS NOT NULL").await == 0
@@ -248,42 +187,6 @@ async fn sakila_online_under_concurrent_writes_ends_verifier_equal() {
     .await;
 }
 
-fn write_task(dir: &tempfile::TempDir, cfg: &TaskConfig) -> String {
-    let path = dir.path().join("task.toml");
-    std::fs::write(&path, cfg.to_toml()).expect("writing task file");
-    path.to_string_lossy().into_owned()
-}
-
-/// Kills a `ferry run` left running when the test fails, so it does not outlive the test.
-struct Reap(std::process::Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn running(child: &mut std::process::Child) -> bool {
-    matches!(child.try_wait(), Ok(None))
-}
-
-/// Starts `ferry run` in the background; its debug log goes to a file kept after the test (path printed).
-fn spawn_run(file: &str, n: u32) -> std::process::Child {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("incremental-logs");
-    std::fs::create_dir_all(&dir).expect("log dir");
-    let path = dir.join(format!("run-{n}.log"));
-    eprintln!("ferry run #{n} logs to {}", path.display());
-    let log = std::fs::File::create(&path).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["run", "-c", file, "--json"])
-        .env("RUST_LOG", "ferry_engine=debug")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawning ferry run")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
     let (source, destination) = pair().await;
@@ -361,11 +264,50 @@ async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
     )
     .await
     .expect("the run ended during sync after restart");
+    // The status of a task syncing under load, read by another process.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["status", "-c", &file, "--json"])
+        .output()
+        .expect("ferry status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json status");
+    let inc = &st["incremental"];
+    assert_eq!(st["phase"], "incremental", "{st}");
+    assert!(inc["checkpoint"]["file"].is_string(), "{st}");
+    assert!(inc["source_position"]["file"].is_string(), "{st}");
+    assert!(
+        inc["lag_s"]
+            .as_f64()
+            .is_some_and(|l| (0.0..120.0).contains(&l)),
+        "{st}"
+    );
+    assert!(
+        inc["transactions"]
+            .as_u64()
+            .is_some_and(|t| t >= before + 100),
+        "{st}"
+    );
+    let tables = inc["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), 6, "{st}");
+    assert!(tables.iter().all(|t| t["state"] == "syncing"), "{st}");
     child.0.kill().expect("kill -9");
     let _ = child.0.wait();
     stop.store(true, Ordering::Relaxed);
     let stats = wl.await.expect("workload task").expect("workload");
     eprintln!("workload: {stats:?}");
+
+    // The MariaDB restarts resumed by GTID (the checkpoint's GTID list through @slave_connect_state).
+    for n in [2, 3] {
+        let log = run_log(&file, n);
+        assert!(!log.is_empty(), "run {n} left no log");
+        if source.version.contains("MariaDB") {
+            assert!(log.contains("by=Gtid"), "run {n} did not resume by GTID");
+        }
+    }
 
     // 4. Catch up and compare.
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -387,4 +329,154 @@ async fn kill_9_during_copy_and_during_sync_loses_and_duplicates_nothing() {
         0
     );
     expect_equal(&cfg, &source, &destination, datagen::SHOP_DB).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["status", "-c", &file])
+        .output()
+        .expect("ferry status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("incremental (exact mode)"), "{text}");
+    assert!(text.contains("shop.customers"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binlog_purged_past_the_checkpoint_stops_with_a_code_and_writes_nothing() {
+    logs();
+    let (source, destination) = pair().await;
+    datagen::create_shop(&source, 1).await.expect("shop");
+    let cfg = online_task("purged", &source, &destination);
+    let (ctl, run) = start_run(&cfg);
+    // The row must come through the binlog (not the copy): write it once sync runs. Before that, with nothing
+    // written to the source, the heartbeat alone moves the checkpoint.
+    let run = wait_synced(&destination, "purged", run, 2).await;
+    source
+        .exec("INSERT INTO shop.customers (email, name, created_at) VALUES ('before-stop@example.org', 'b', NOW())")
+        .await
+        .expect("insert");
+    wait_for(
+        "the first row applied",
+        &destination,
+        "SELECT COUNT(*) FROM shop.customers WHERE email = 'before-stop@example.org'",
+        1,
+        &mut || !run.is_finished(),
+    )
+    .await
+    .expect("the run ended early");
+    ctl.send(Control::Stop).expect("stop");
+    run.await.expect("run task").expect("first run");
+    let checkpoint_file: String = destination
+        .query_first("SELECT JSON_VALUE(checkpoint, '$.file') FROM ferry_meta.cdc")
+        .await
+        .expect("checkpoint")
+        .expect("a checkpoint was written");
+
+    // While ferry is down the source writes on, rotates its binlog and purges the files the checkpoint is in.
+    // The server keeps a file a dump thread still reads, so wait until ferry's dump session is gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(
+        &source,
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+    )
+    .await
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "ferry's binlog dump session outlived the run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    source
+        .exec("INSERT INTO shop.customers (email, name, created_at) VALUES ('while-down@example.org', 'w', NOW())")
+        .await
+        .expect("insert");
+    source.exec("FLUSH BINARY LOGS").await.expect("flush");
+    let current: Vec<(String, u64)> = source.query("SHOW BINARY LOGS").await.expect("logs");
+    let last = current.last().map(|(f, _)| f.clone()).expect("a binlog");
+    // MariaDB keeps a file until its binlog checkpoint (InnoDB durability of the file's transactions) moved on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        source
+            .exec(&format!("PURGE BINARY LOGS TO '{last}'"))
+            .await
+            .expect("purge");
+        let left: Vec<(String, u64)> = source.query("SHOW BINARY LOGS").await.expect("logs");
+        if left.iter().all(|(f, _)| *f != checkpoint_file) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{checkpoint_file} was not purged: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let checkpoint = || async {
+        rows(
+            &destination,
+            "SELECT CONCAT_WS(' ', checkpoint, transactions, `rows`) FROM ferry_meta.cdc",
+        )
+        .await
+    };
+    let before = checkpoint().await;
+    let customers = count(&destination, "SELECT COUNT(*) FROM shop.customers").await;
+
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        migration::run(&cfg, &RunOptions::default()),
+    )
+    .await
+    .expect("the resumed run must stop by itself")
+    .expect_err("resuming past a purged binlog must fail");
+    assert_eq!(err.code().id, "FERRY-CDC-005", "{err}");
+    assert!(err.hint().contains("binlog"), "{}", err.hint());
+    assert_eq!(checkpoint().await, before, "the checkpoint moved");
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM shop.customers").await,
+        customers,
+        "rows were written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_binlog_ferry_cannot_read_is_refused_before_anything_is_written() {
+    let (source, destination) = pair().await;
+    datagen::create_shop(&source, 1).await.expect("shop");
+    source
+        .exec("SET GLOBAL binlog_format = 'MIXED'")
+        .await
+        .expect("binlog_format");
+    source
+        .exec("SET GLOBAL binlog_row_image = 'MINIMAL'")
+        .await
+        .expect("binlog_row_image");
+    let cfg = online_task("unreadable", &source, &destination);
+
+    let report = ferry_engine::precheck::run(&cfg).await;
+    assert!(report.failed());
+    let failed: Vec<&str> = report
+        .items
+        .iter()
+        .filter(|i| i.code == Some("FERRY-CDC-004"))
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(failed, ["source binlog_format", "source binlog_row_image"]);
+
+    let err = migration::run(&cfg, &RunOptions::default())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code().id, "FERRY-CDC-004", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("source binlog_format [FERRY-CDC-004]: MIXED (expected ROW)")
+            && text.contains("source binlog_row_image [FERRY-CDC-004]: MINIMAL (expected FULL)"),
+        "{text}"
+    );
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('shop', 'ferry_meta')"
+        )
+        .await,
+        0,
+        "nothing may be written to the destination"
+    );
 }

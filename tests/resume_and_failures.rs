@@ -229,12 +229,21 @@ async fn bad_input_stops_with_a_code_before_writing() {
         rows(&destination, "SELECT * FROM shop.products").await,
         vec!["42".to_string()]
     );
-    // The stop is recorded where `ferry status` reads it.
+    // Refused by the precheck: not even the metadata schema was created, so the task has not started.
+    assert!(text(&out.stderr).contains("nothing was written"));
     let status = ferry(&["status", "-c", &write_task(&dir, &cfg)]);
     assert!(
-        text(&status.stdout).contains("last failure: FERRY-SCH-001"),
+        text(&status.stdout).contains("task conflict: created"),
         "{}",
         text(&status.stdout)
+    );
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'ferry_meta'"
+        )
+        .await,
+        0
     );
 }
 

@@ -223,7 +223,7 @@ async fn binlog_rows_decode_to_the_values_select_reads() {
     insert_rows(&source).await;
     let objects = ferry_engine::config::Objects {
         databases: vec!["types".into()],
-        tables: vec![],
+        ..Default::default()
     };
     let schema = ferry_engine::schema::introspect::read(&mut conn, &objects, "ferry_meta")
         .await

@@ -12,7 +12,9 @@ use mysql_async::{Conn, Row};
 type ChunkRecord = (u32, Option<String>, Option<String>, bool, Option<u64>);
 
 /// Bumped when the metadata tables change shape.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 3;
+/// How long a DDL waits for the fence lock a cutover holds.
+pub const FENCE_LOCK_WAIT_S: u64 = 60;
 
 /// Where a task stands, derived from the metadata tables (never kept only in memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +32,10 @@ pub enum Phase {
     PostData,
     /// Everything the task's types ask for is done.
     Done,
+    /// `ferry cutover` is switching the application over (generation raised, final position being applied).
+    CuttingOver,
+    /// Cut over: the destination belongs to the application; the task does not run again.
+    CutOver,
 }
 
 impl Phase {
@@ -41,6 +47,8 @@ impl Phase {
             Phase::Incremental => "incremental",
             Phase::PostData => "post_data",
             Phase::Done => "done",
+            Phase::CuttingOver => "cutting_over",
+            Phase::CutOver => "cut_over",
         }
     }
 }
@@ -56,10 +64,47 @@ pub struct TaskRow {
     pub incremental: bool,
     pub failed_code: Option<String>,
     pub failed_detail: Option<String>,
+    /// The generation writes are fenced by (raised by each cutover attempt).
+    pub generation: u64,
+    /// `cutting_over` or `cut_over` once `ferry cutover` ran.
+    pub cutover_state: Option<String>,
+    /// The last cutover's report (JSON).
+    pub cutover_json: Option<String>,
+    /// The run that last started passed its precheck.
+    pub prechecked: bool,
+    /// Paused through the admin endpoint (cleared when a run starts).
+    pub paused: bool,
+    /// The schema step has recorded at least one object.
+    pub objects_started: bool,
 }
 
 impl TaskRow {
+    /// The state an operator sees: `released`, `cut_over`, `cutting_over`, `failed` (with `failed_code`),
+    /// `paused`, `prechecked` (before the schema step wrote anything), or else the phase.
+    pub fn state(&self) -> &'static str {
+        match self.cutover_state.as_deref() {
+            Some("released") => return "released",
+            Some("cut_over") => return "cut_over",
+            Some("cutting_over") => return "cutting_over",
+            _ => {}
+        }
+        if self.failed_code.is_some() {
+            "failed"
+        } else if self.paused {
+            "paused"
+        } else if self.exists && self.prechecked && !self.schema_pre_done && !self.objects_started {
+            "prechecked"
+        } else {
+            self.phase().as_str()
+        }
+    }
+
     pub fn phase(&self) -> Phase {
+        match self.cutover_state.as_deref() {
+            Some("cut_over") => return Phase::CutOver,
+            Some("cutting_over") => return Phase::CuttingOver,
+            _ => {}
+        }
         if !self.exists {
             Phase::Created
         } else if !self.schema_pre_done {
@@ -81,6 +126,9 @@ impl TaskRow {
 pub struct Meta {
     pub schema: String,
     pub task: String,
+    /// The task generation this process writes under (`claim`); a cutover raises the task's generation, and every
+    /// destination write of an older one then matches nothing and stops with FERRY-CUT-001 (the fence).
+    pub generation: u64,
 }
 
 /// A step whose completion is recorded.
@@ -136,6 +184,35 @@ pub struct CdcState {
     pub source_ts: Option<i64>,
     pub transactions: u64,
     pub rows: u64,
+    /// `file:pos` of a DDL statement sent to the destination whose checkpoint is not written yet (a DDL commits
+    /// on its own, so a crash can fall between the two).
+    pub ddl_pending: Option<String>,
+    /// Apply rates over the last measuring window of the running (or last) sync.
+    pub transactions_per_s: f64,
+    pub rows_per_s: f64,
+}
+
+/// A table incremental sync tracks (or tracked): its state and the shape its row events decode against.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncedTable {
+    pub db: String,
+    pub name: String,
+    /// `syncing`, `dropped`, `renamed` (followed; `note` has the new name) or `detached` (renamed where the task
+    /// does not follow; no longer migrated).
+    pub state: String,
+    pub note: String,
+    #[serde(skip)]
+    pub shape: Option<crate::schema::model::Table>,
+    pub at_position: String,
+}
+
+/// A coded warning recorded while the task ran.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Warning {
+    pub code: String,
+    pub detail: String,
+    pub at_position: String,
+    pub created_at: String,
 }
 
 impl CdcState {
@@ -169,6 +246,299 @@ impl Meta {
         Meta {
             schema: schema.to_string(),
             task: task.to_string(),
+            generation: 0,
+        }
+    }
+
+    /// Takes the task's current generation for this process's writes; a task already cut over refuses
+    /// (FERRY-CUT-002) and one being cut over too (FERRY-CUT-001).
+    pub async fn claim(&mut self, conn: &mut Conn) -> Result<()> {
+        let row: Option<(u64, Option<String>)> = conn
+            .query_first(format!(
+                "SELECT generation, cutover_state FROM {} WHERE task = {}",
+                self.t("task"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the task generation")?;
+        let Some((generation, state)) = row else {
+            return Err(Error::definite(
+                &codes::META_CORRUPT,
+                format!("task `{}` has no task row", self.task),
+            ));
+        };
+        match state.as_deref() {
+            Some("cut_over") => Err(Error::definite(
+                &codes::CUT_DONE,
+                format!("task `{}` was cut over; the destination belongs to the application now", self.task),
+            )),
+            Some("released") => Err(Error::definite(
+                &codes::CUT_DONE,
+                format!("task `{}` was released (its metadata removed); use a new task name", self.task),
+            )),
+            Some("cutting_over") => Err(Error::definite(
+                &codes::CUT_FENCED,
+                format!(
+                    "task `{}` is being cut over (generation {generation}); if that cutover died, run `ferry cutover` again to finish or roll it back",
+                    self.task
+                ),
+            )),
+            _ => {
+                self.generation = generation;
+                // This run passed its precheck; an earlier failure or pause is over.
+                conn.query_drop(format!(
+                    "UPDATE {} SET prechecked_at = NOW(6), failed_code = NULL, failed_detail = NULL, paused_at = NULL, \
+                     updated_at = NOW(6) WHERE task = {} AND generation = {generation}",
+                    self.t("task"),
+                    string(&self.task)
+                ))
+                .await
+                .ctx("recording the run's start")?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a pause (or its end) asked through the admin endpoint, for `ferry status`.
+    pub async fn set_paused(&self, conn: &mut Conn, paused: bool) -> Result<()> {
+        conn.query_drop(format!(
+            "UPDATE {} SET paused_at = {}, updated_at = NOW(6) WHERE task = {}",
+            self.t("task"),
+            if paused { "NOW(6)" } else { "NULL" },
+            string(&self.task)
+        ))
+        .await
+        .ctx("recording the pause")
+    }
+
+    /// Removes the task's metadata (chunks, tables, objects, sync state, parked rows, warnings), keeping only the
+    /// task row as `released` with a raised generation, so a process still running it is fenced off and a later
+    /// `ferry run` of the name refuses. In one transaction.
+    pub async fn release(&mut self, conn: &mut Conn) -> Result<()> {
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .ctx("releasing the task")?;
+        for t in [
+            "chunks",
+            "tables",
+            "objects",
+            "cdc",
+            "cdc_tables",
+            "parked",
+            "warnings",
+        ] {
+            tx.query_drop(format!(
+                "DELETE FROM {} WHERE task = {}",
+                self.t(t),
+                string(&self.task)
+            ))
+            .await
+            .ctx(format!("releasing the task: {t}"))?;
+        }
+        tx.query_drop(format!(
+            "UPDATE {} SET generation = generation + 1, cutover_state = 'released', admin_addr = NULL, \
+             updated_at = NOW(6) WHERE task = {}",
+            self.t("task"),
+            string(&self.task)
+        ))
+        .await
+        .ctx("releasing the task")?;
+        tx.commit().await.ctx("releasing the task")
+    }
+
+    /// `JOIN <task> ft ON ...` for a multi-table UPDATE of `alias`'s row: it matches only while the task's
+    /// generation is this process's. The join reads the task row with a shared lock, so a cutover's generation
+    /// change waits for the transaction and every later one sees it.
+    fn fence_join(&self, alias: &str) -> String {
+        format!(
+            "JOIN {} ft ON ft.task = {alias}.task AND ft.generation = {}",
+            self.t("task"),
+            self.generation
+        )
+    }
+
+    /// Records where this process serves its admin endpoint (fenced: a stale process does not take it over).
+    pub async fn record_admin(&self, conn: &mut Conn, addr: &str) -> Result<()> {
+        conn.query_drop(format!(
+            "UPDATE {} SET admin_addr = {} WHERE task = {} AND generation = {}",
+            self.t("task"),
+            string(addr),
+            string(&self.task),
+            self.generation
+        ))
+        .await
+        .ctx("recording the admin endpoint")
+    }
+
+    /// Where the task's last `ferry run` served its admin endpoint.
+    pub async fn admin_addr(&self, conn: &mut Conn) -> Result<Option<String>> {
+        if !self.exists(conn).await? {
+            return Ok(None);
+        }
+        let a: Option<Option<String>> = conn
+            .query_first(format!(
+                "SELECT admin_addr FROM {} WHERE task = {}",
+                self.t("task"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the admin endpoint")?;
+        Ok(a.flatten())
+    }
+
+    /// Raises the task's generation (under the fence lock, which the caller holds) and marks it `cutting_over`:
+    /// from this commit on, every write of a process of an older generation matches nothing. This handle then
+    /// writes under the new generation.
+    pub async fn raise_generation(&mut self, conn: &mut Conn) -> Result<u64> {
+        conn.query_drop(format!(
+            "UPDATE {} SET generation = generation + 1, cutover_state = 'cutting_over', updated_at = NOW(6) WHERE task = {}",
+            self.t("task"),
+            string(&self.task)
+        ))
+        .await
+        .ctx("raising the task generation")?;
+        let g: Option<u64> = conn
+            .query_first(format!(
+                "SELECT generation FROM {} WHERE task = {}",
+                self.t("task"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the task generation")?;
+        let g = g.ok_or_else(|| {
+            Error::definite(
+                &codes::META_CORRUPT,
+                format!("task `{}` has no task row", self.task),
+            )
+        })?;
+        self.generation = g;
+        Ok(g)
+    }
+
+    /// The destination session the task's applier last committed on (a cutover ends it: a stopped process may
+    /// hold row locks there that the final drain would wait on).
+    pub async fn applier_connection(&self, conn: &mut Conn) -> Result<Option<u64>> {
+        let id: Option<Option<u64>> = conn
+            .query_first(format!(
+                "SELECT applier_connection FROM {} WHERE task = {}",
+                self.t("cdc"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the applier's session")?;
+        Ok(id.flatten())
+    }
+
+    /// Records the cutover's end: `cut_over` with its report, or (rolled back) no cutover state, so the task can
+    /// run again under the generation the attempt raised.
+    pub async fn record_cutover(
+        &self,
+        conn: &mut Conn,
+        state: Option<&str>,
+        report_json: &str,
+    ) -> Result<()> {
+        conn.query_drop(format!(
+            "UPDATE {} SET cutover_state = {}, cutover_at = NOW(6), cutover_json = {}, updated_at = NOW(6) \
+             WHERE task = {} AND generation = {}",
+            self.t("task"),
+            state.map(string).unwrap_or_else(|| "NULL".into()),
+            string(report_json),
+            string(&self.task),
+            self.generation
+        ))
+        .await
+        .ctx("recording the cutover")
+    }
+
+    /// The destination's named lock that serializes a task's DDL with its cutover (GET_LOCK names are at most 64
+    /// characters: long schema/task names are hashed).
+    pub fn fence_lock_name(&self) -> String {
+        let name = format!("ferry.{}.{}", self.schema, self.task);
+        if name.len() <= 64 {
+            return name;
+        }
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("ferry.{h:016x}")
+    }
+
+    /// Takes the fence lock, waiting at most `FENCE_LOCK_WAIT_S` (a transient failure after that: the cutover
+    /// holding it takes seconds).
+    pub async fn lock_fence(&self, conn: &mut Conn) -> Result<()> {
+        let got: Option<Option<i64>> = conn
+            .exec_first(
+                "SELECT GET_LOCK(?, ?)",
+                (self.fence_lock_name(), FENCE_LOCK_WAIT_S),
+            )
+            .await
+            .ctx("taking the task's fence lock")?;
+        match got.flatten() {
+            Some(1) => Ok(()),
+            _ => Err(Error::transient(format!(
+                "the fence lock {} was not free within {FENCE_LOCK_WAIT_S} s",
+                self.fence_lock_name()
+            ))),
+        }
+    }
+
+    pub async fn unlock_fence(&self, conn: &mut Conn) -> Result<()> {
+        conn.exec_drop("SELECT RELEASE_LOCK(?)", (self.fence_lock_name(),))
+            .await
+            .ctx("releasing the task's fence lock")
+    }
+
+    /// The fence error when a cutover moved the task's generation past this process's, else `e` as it is: a stale
+    /// process that wakes up may first hit something else (its binlog session taken over by the cutover's drain,
+    /// a session killed), and what it must say is that it was fenced off.
+    pub async fn fenced_instead(&self, conn: &mut Conn, e: Error) -> Error {
+        if e.code().id == codes::CUT_FENCED.id {
+            return e;
+        }
+        let now: Option<u64> = conn
+            .query_first(format!(
+                "SELECT generation FROM {} WHERE task = {}",
+                self.t("task"),
+                string(&self.task)
+            ))
+            .await
+            .unwrap_or(None);
+        match now {
+            Some(g) if g != self.generation => Error::definite(
+                &codes::CUT_FENCED,
+                format!(
+                    "task `{}` is at generation {g} (a cutover), this process ran under {}; it stopped on: {e}",
+                    self.task, self.generation
+                ),
+            ),
+            _ => e,
+        }
+    }
+
+    /// The error for a fenced statement that matched nothing: FERRY-CUT-001 when the generation moved on (the task
+    /// was cut over by a newer process), else the task row is gone.
+    pub async fn fenced_error(&self, conn: &mut Conn, what: &str) -> Error {
+        let now: Option<u64> = conn
+            .query_first(format!(
+                "SELECT generation FROM {} WHERE task = {}",
+                self.t("task"),
+                string(&self.task)
+            ))
+            .await
+            .unwrap_or(None);
+        match now {
+            Some(g) if g != self.generation => Error::definite(
+                &codes::CUT_FENCED,
+                format!(
+                    "{what}: task `{}` is at generation {g} (a cutover), this process wrote under {}; it writes nothing more",
+                    self.task, self.generation
+                ),
+            ),
+            _ => Error::definite(
+                &codes::META_CORRUPT,
+                format!("{what}: the task row of `{}` is gone", self.task),
+            ),
         }
     }
 
@@ -185,15 +555,32 @@ impl Meta {
                 "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL PRIMARY KEY, format INT NOT NULL, \
                  created_at DATETIME(6) NOT NULL, updated_at DATETIME(6) NOT NULL, \
                  schema_pre_done_at DATETIME(6) NULL, full_done_at DATETIME(6) NULL, \
-                 schema_post_done_at DATETIME(6) NULL, failed_code VARCHAR(32) NULL, failed_detail TEXT NULL \
+                 schema_post_done_at DATETIME(6) NULL, failed_code VARCHAR(32) NULL, failed_detail TEXT NULL, \
+                 generation BIGINT UNSIGNED NOT NULL DEFAULT 1, cutover_state VARCHAR(16) NULL, \
+                 cutover_at DATETIME(6) NULL, cutover_json LONGTEXT NULL, admin_addr VARCHAR(64) NULL, \
+                 prechecked_at DATETIME(6) NULL, paused_at DATETIME(6) NULL \
                  ) ENGINE=InnoDB",
                 self.t("task")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL PRIMARY KEY, p0 TEXT NULL, p1 TEXT NULL, \
                  checkpoint TEXT NULL, checkpoint_at DATETIME(6) NULL, source_ts BIGINT NULL, \
-                 transactions BIGINT UNSIGNED NOT NULL DEFAULT 0, `rows` BIGINT UNSIGNED NOT NULL DEFAULT 0) ENGINE=InnoDB",
+                 transactions BIGINT UNSIGNED NOT NULL DEFAULT 0, `rows` BIGINT UNSIGNED NOT NULL DEFAULT 0, \
+                 ddl_pending VARCHAR(600) NULL, transactions_per_s DOUBLE NOT NULL DEFAULT 0, \
+                 rows_per_s DOUBLE NOT NULL DEFAULT 0, applier_connection BIGINT UNSIGNED NULL) ENGINE=InnoDB",
                 self.t("cdc")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 name VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, note TEXT NOT NULL, shape_json LONGTEXT NULL, \
+                 at_position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (task, db, name)) ENGINE=InnoDB",
+                self.t("cdc_tables")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+                 task VARCHAR(64) NOT NULL, code VARCHAR(32) NOT NULL, detail TEXT NOT NULL, at_position TEXT NOT NULL, \
+                 created_at DATETIME(6) NOT NULL, KEY (task, id)) ENGINE=InnoDB",
+                self.t("warnings")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, db VARCHAR(64) NOT NULL, \
@@ -258,24 +645,31 @@ impl Meta {
         }
     }
 
-    /// Reads the task row; a missing schema or row means the task never ran here.
-    pub async fn load(&self, conn: &mut Conn) -> Result<TaskRow> {
-        let exists: Option<String> = conn
+    /// Whether the metadata schema (its `task` table) is on this server.
+    pub async fn exists(&self, conn: &mut Conn) -> Result<bool> {
+        let found: Option<String> = conn
             .exec_first(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'task'",
                 (&self.schema,),
             )
             .await
             .ctx("looking for the metadata schema")?;
-        if exists.is_none() {
+        Ok(found.is_some())
+    }
+
+    /// Reads the task row; a missing schema or row means the task never ran here.
+    pub async fn load(&self, conn: &mut Conn) -> Result<TaskRow> {
+        if !self.exists(conn).await? {
             return Ok(TaskRow::default());
         }
         let row: Option<Row> = conn
             .query_first(format!(
                 "SELECT schema_pre_done_at IS NOT NULL, full_done_at IS NOT NULL, schema_post_done_at IS NOT NULL, \
-                 failed_code, failed_detail, (SELECT COUNT(*) FROM {} c WHERE c.task = t.task AND c.p0 IS NOT NULL) \
-                 FROM {} t WHERE task = {}",
+                 failed_code, failed_detail, (SELECT COUNT(*) FROM {} c WHERE c.task = t.task AND c.p0 IS NOT NULL), \
+                 generation, cutover_state, cutover_json, prechecked_at IS NOT NULL, paused_at IS NOT NULL, \
+                 (SELECT COUNT(*) > 0 FROM {} o WHERE o.task = t.task) FROM {} t WHERE task = {}",
                 self.t("cdc"),
+                self.t("objects"),
                 self.t("task"),
                 string(&self.task)
             ))
@@ -293,6 +687,14 @@ impl Meta {
             failed_code: crate::schema::introspect::text(&row, 3),
             failed_detail: crate::schema::introspect::text(&row, 4),
             incremental: crate::schema::introspect::text(&row, 5).as_deref() == Some("1"),
+            generation: crate::schema::introspect::text(&row, 6)
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+            cutover_state: crate::schema::introspect::text(&row, 7),
+            cutover_json: crate::schema::introspect::text(&row, 8),
+            prechecked: flag(9),
+            paused: flag(10),
+            objects_started: flag(11),
         })
     }
 
@@ -309,11 +711,12 @@ impl Meta {
 
     pub async fn mark_failed(&self, conn: &mut Conn, e: &Error) -> Result<()> {
         conn.query_drop(format!(
-            "UPDATE {} SET failed_code = {}, failed_detail = {}, updated_at = NOW(6) WHERE task = {}",
+            "UPDATE {} SET failed_code = {}, failed_detail = {}, updated_at = NOW(6) WHERE task = {} AND generation = {}",
             self.t("task"),
             string(e.code().id),
             string(&e.to_string()),
-            string(&self.task)
+            string(&self.task),
+            self.generation
         ))
         .await
         .ctx("recording the failure")
@@ -475,11 +878,14 @@ impl Meta {
         tx.commit().await.ctx("saving a chunk plan")
     }
 
-    /// The statement that marks a chunk copied; run in the same transaction as the chunk's rows.
+    /// The statement that marks a chunk copied; run in the same transaction as the chunk's rows. Fenced: it matches
+    /// no row (and the chunk must roll back) once a cutover moved the task's generation on.
     pub fn chunk_done_sql(&self, db: &str, name: &str, chunk_no: u32, rows: u64) -> String {
         format!(
-            "UPDATE {} SET done_at = NOW(6), `rows` = {rows} WHERE task = {} AND db = {} AND name = {} AND chunk_no = {chunk_no}",
+            "UPDATE {} ch {} SET ch.done_at = NOW(6), ch.`rows` = {rows} WHERE ch.task = {} AND ch.db = {} AND ch.name = {} \
+             AND ch.chunk_no = {chunk_no}",
             self.t("chunks"),
+            self.fence_join("ch"),
             string(&self.task),
             string(db),
             string(name)
@@ -516,26 +922,21 @@ impl Meta {
 
     /// The incremental state; all None when the task never recorded a start position.
     pub async fn cdc(&self, conn: &mut Conn) -> Result<CdcState> {
-        type R = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            u64,
-            u64,
-        );
-        let row: Option<R> = conn
+        let row: Option<Row> = conn
             .query_first(format!(
-                "SELECT p0, p1, checkpoint, CAST(checkpoint_at AS CHAR), source_ts, transactions, `rows` FROM {} WHERE task = {}",
+                "SELECT p0, p1, checkpoint, CAST(checkpoint_at AS CHAR), source_ts, transactions, `rows`, ddl_pending, \
+                 transactions_per_s, rows_per_s FROM {} WHERE task = {}",
                 self.t("cdc"),
                 string(&self.task)
             ))
             .await
             .ctx("reading the incremental state")?;
-        let Some((p0, p1, cp, at, ts, transactions, rows)) = row else {
+        let Some(row) = row else {
             return Ok(CdcState::default());
         };
+        let text = |i: usize| crate::schema::introspect::text(&row, i);
+        let num = |i: usize| text(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        let (p0, p1, cp, at, ts) = (text(0), text(1), text(2), text(3), text(4));
         let pos = |s: Option<String>| -> Result<Option<Position>> {
             s.map(|s| {
                 serde_json::from_str(&s).map_err(|e| {
@@ -552,22 +953,54 @@ impl Meta {
             p1: pos(p1)?,
             checkpoint: pos(cp)?,
             checkpoint_at: at,
-            source_ts: ts,
-            transactions,
-            rows,
+            source_ts: ts.and_then(|s| s.parse().ok()),
+            transactions: num(5) as u64,
+            rows: num(6) as u64,
+            ddl_pending: text(7),
+            transactions_per_s: num(8),
+            rows_per_s: num(9),
         })
     }
 
-    /// Records the start position P0 (before any row is copied).
-    pub async fn record_p0(&self, conn: &mut Conn, p0: &Position) -> Result<()> {
-        conn.query_drop(format!(
+    /// Records the start position P0 (before any row is copied) and, in the same transaction, the tables
+    /// incremental tracks from there with the shapes their row events decode against.
+    pub async fn record_p0(
+        &self,
+        conn: &mut Conn,
+        p0: &Position,
+        tables: &[crate::schema::model::Table],
+    ) -> Result<()> {
+        let mut stmts = vec![
+            "BEGIN".to_string(),
+            format!(
+                "DELETE FROM {} WHERE task = {}",
+                self.t("cdc_tables"),
+                string(&self.task)
+            ),
+        ];
+        for t in tables {
+            stmts.push(self.synced_table_sql(
+                &t.db,
+                &t.name,
+                "syncing",
+                "",
+                Some(t),
+                &p0.to_string(),
+            ));
+        }
+        stmts.push(format!(
             "INSERT INTO {} (task, p0) VALUES ({}, {}) ON DUPLICATE KEY UPDATE p0 = VALUES(p0)",
             self.t("cdc"),
             string(&self.task),
             string(&json(p0))
-        ))
-        .await
-        .ctx("recording the binlog start position")
+        ));
+        stmts.push("COMMIT".into());
+        for s in stmts {
+            conn.query_drop(s)
+                .await
+                .ctx("recording the binlog start position")?;
+        }
+        Ok(())
     }
 
     /// Records P1, the source position after the last row was copied: catch-up mode ends there.
@@ -582,21 +1015,136 @@ impl Meta {
         .ctx("recording the end-of-copy position")
     }
 
-    /// The statement that moves the checkpoint; run in the same transaction as the rows it covers.
+    /// The statement that moves the checkpoint (and clears a pending DDL mark); run in the same transaction as
+    /// the rows it covers. `rates` are (transactions/s, rows/s) of the current measuring window, if one ended.
+    /// Fenced like `chunk_done_sql`: after a cutover it matches nothing and the batch rolls back.
     pub fn checkpoint_sql(
         &self,
         at: &Position,
         source_ts: u32,
         transactions: u64,
         rows: u64,
+        rates: Option<(f64, f64)>,
     ) -> String {
+        let rates = rates
+            .map(|(t, r)| format!(", c.transactions_per_s = {t:.1}, c.rows_per_s = {r:.1}"))
+            .unwrap_or_default();
         format!(
-            "UPDATE {} SET checkpoint = {}, checkpoint_at = NOW(6), source_ts = {source_ts}, \
-             transactions = transactions + {transactions}, `rows` = `rows` + {rows} WHERE task = {}",
+            "UPDATE {} c {} SET c.checkpoint = {}, c.checkpoint_at = NOW(6), c.source_ts = {source_ts}, \
+             c.transactions = c.transactions + {transactions}, c.`rows` = c.`rows` + {rows}, c.ddl_pending = NULL, \
+             c.applier_connection = CONNECTION_ID(){rates} WHERE c.task = {}",
             self.t("cdc"),
+            self.fence_join("c"),
             string(&json(at)),
             string(&self.task)
         )
+    }
+
+    /// Marks a DDL statement (by the `file:pos` it ends at) as sent to the destination before its checkpoint,
+    /// or (None) clears the mark.
+    pub fn ddl_pending_sql(&self, at: Option<&str>) -> String {
+        format!(
+            "UPDATE {} c {} SET c.ddl_pending = {} WHERE c.task = {}",
+            self.t("cdc"),
+            self.fence_join("c"),
+            at.map(string).unwrap_or_else(|| "NULL".into()),
+            string(&self.task)
+        )
+    }
+
+    /// Every table incremental tracks or tracked, with its state and stored shape.
+    pub async fn synced_tables(&self, conn: &mut Conn) -> Result<Vec<SyncedTable>> {
+        type R = (String, String, String, String, Option<String>, String);
+        let rows: Vec<R> = conn
+            .query(format!(
+                "SELECT db, name, state, note, shape_json, at_position FROM {} WHERE task = {} ORDER BY db, name",
+                self.t("cdc_tables"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the tables incremental tracks")?;
+        rows.into_iter()
+            .map(|(db, name, state, note, shape, at_position)| {
+                let shape = shape
+                    .map(|s| {
+                        serde_json::from_str(&s).map_err(|e| {
+                            Error::definite(
+                                &codes::META_CORRUPT,
+                                format!("stored shape of {db}.{name}: {e}"),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                Ok(SyncedTable {
+                    db,
+                    name,
+                    state,
+                    note,
+                    shape,
+                    at_position,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a table's state (and, while it is tracked, the shape its rows decode against).
+    pub fn synced_table_sql(
+        &self,
+        db: &str,
+        name: &str,
+        state: &str,
+        note: &str,
+        shape: Option<&crate::schema::model::Table>,
+        at: &str,
+    ) -> String {
+        let shape = shape
+            .and_then(|t| serde_json::to_string(t).ok())
+            .map(|s| string(&s))
+            .unwrap_or_else(|| "NULL".into());
+        format!(
+            "REPLACE INTO {} (task, db, name, state, note, shape_json, at_position, updated_at) \
+             VALUES ({}, {}, {}, {}, {}, {shape}, {}, NOW(6))",
+            self.t("cdc_tables"),
+            string(&self.task),
+            string(db),
+            string(name),
+            string(state),
+            string(note),
+            string(at)
+        )
+    }
+
+    pub fn warning_sql(&self, code: &crate::error::Code, detail: &str, at: &str) -> String {
+        format!(
+            "INSERT INTO {} (task, code, detail, at_position, created_at) VALUES ({}, {}, {}, {}, NOW(6))",
+            self.t("warnings"),
+            string(&self.task),
+            string(code.id),
+            string(detail),
+            string(at)
+        )
+    }
+
+    /// The task's warnings, oldest first (at most `limit`, the newest ones).
+    pub async fn warnings(&self, conn: &mut Conn, limit: u32) -> Result<Vec<Warning>> {
+        let rows: Vec<(String, String, String, String)> = conn
+            .query(format!(
+                "SELECT code, detail, at_position, CAST(created_at AS CHAR) FROM \
+                 (SELECT * FROM {} WHERE task = {} ORDER BY id DESC LIMIT {limit}) w ORDER BY id",
+                self.t("warnings"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading warnings")?;
+        Ok(rows
+            .into_iter()
+            .map(|(code, detail, at_position, created_at)| Warning {
+                code,
+                detail,
+                at_position,
+                created_at,
+            })
+            .collect())
     }
 
     /// Rows parked in catch-up mode and not superseded yet.

@@ -44,6 +44,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value's size as stored, roughly (what throttling counts as bytes of row data).
+    pub fn size_bytes(&self) -> u64 {
+        match self {
+            Value::Null => 1,
+            Value::Int(_) | Value::UInt(_) | Value::Double(_) => 8,
+            Value::Float(_) => 4,
+            Value::Decimal(d) => d.len() as u64,
+            Value::Bytes(b) | Value::Json(b) => b.len() as u64,
+            Value::Date { .. } => 3,
+            Value::DateTime { .. } => 8,
+            Value::Time { .. } => 6,
+        }
+    }
+
     /// Decodes a binary-protocol value of a column whose information_schema type is `col.data_type`.
     pub fn from_wire(v: mysql_async::Value, col: &Column) -> Result<Value> {
         use mysql_async::Value as W;

@@ -28,7 +28,12 @@ pub enum Backend {
 impl Backend {
     /// FERRY_BACKEND=docker|local|auto (auto: docker when the daemon answers and the image exists, else local).
     pub fn from_env() -> Result<Backend> {
-        match std::env::var("FERRY_BACKEND").unwrap_or_default().as_str() {
+        Backend::parse(&std::env::var("FERRY_BACKEND").unwrap_or_default())
+    }
+
+    /// `docker`, `local` or `auto` (empty is auto).
+    pub fn parse(name: &str) -> Result<Backend> {
+        match name {
             "local" => Ok(Backend::Local),
             "docker" => Ok(Backend::Docker),
             "" | "auto" => Ok(if docker_image_usable(&docker_image()) {
@@ -38,7 +43,7 @@ impl Backend {
             }),
             other => Err(Error::definite(
                 &codes::CFG_BAD_VALUE,
-                format!("FERRY_BACKEND={other}: use docker, local or auto"),
+                format!("backend `{other}`: use docker, local or auto (FERRY_BACKEND)"),
             )),
         }
     }
@@ -209,6 +214,23 @@ impl Instance {
             .map_err(|e| Error::from(e).context(format!("sim: {sql}")))?;
         let _ = c.disconnect().await;
         Ok(())
+    }
+
+    /// Runs `sql` the way an application under concurrent load does: a deadlock (1213) or lock wait timeout
+    /// (1205) is retried, at most `APP_RETRIES` times, with a short growing pause. For tests that issue DDL or
+    /// writes on the source while the workload runs; anything else is returned at once.
+    pub async fn exec_as_app(&self, sql: &str) -> Result<()> {
+        const APP_RETRIES: u32 = 5;
+        let mut attempt = 0;
+        loop {
+            match self.exec(sql).await {
+                Err(e) if attempt < APP_RETRIES && matches!(e.mysql_errno(), Some(1213 | 1205)) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn query_first<T: mysql_async::prelude::FromRow + Send + 'static>(
@@ -786,10 +808,18 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(io_err)?;
+    // The init file has run once the server reports it is ready (the socket appears before that). A SIGTERM
+    // that arrives while the init file still runs can hang MariaDB 10.11.19's shutdown, so wait for the line.
     let deadline = Instant::now() + READY_TIMEOUT;
-    while !sock.exists() {
+    let ready = || {
+        std::fs::read_to_string(&log)
+            .map(|l| l.contains("ready for connections"))
+            .unwrap_or(false)
+    };
+    while !ready() {
         if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(Error::definite(
                 &codes::SIM_SERVER,
                 format!(
@@ -804,7 +834,28 @@ fn template_dir(binary: &Path, mariadb: bool) -> Result<PathBuf> {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let _ = child.wait();
+    // A clean stop, bounded: a template whose server did not stop is not published.
+    let stop_deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < stop_deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::definite(
+                    &codes::SIM_SERVER,
+                    format!(
+                        "template server did not stop within {} s: {}",
+                        READY_TIMEOUT.as_secs(),
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
     let _ = std::fs::remove_file(&sock);
     // Publish atomically: another process may have raced us; either copy is good.
     let built = work.keep();

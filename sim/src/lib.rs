@@ -1,7 +1,11 @@
-//! ferry-sim: throwaway servers, the demo data generator, and (later) the fault proxy and scenario runner.
+//! ferry-sim: throwaway servers, the demo data generator, the fault proxy and the scenario runner.
 
 pub mod datagen;
 pub mod instance;
+pub mod model;
+pub mod proxy;
+pub mod runner;
+pub mod scenario;
 pub mod workload;
 
 pub use instance::{

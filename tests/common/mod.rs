@@ -6,7 +6,9 @@ use ferry_engine::config::{
 };
 use ferry_sim::{Backend, Instance, InstanceOptions};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 static ANNOUNCE: Once = Once::new();
 
@@ -49,13 +51,23 @@ pub fn task(
         objects: Objects {
             databases: databases.iter().map(|s| s.to_string()).collect(),
             tables: vec![],
+            exclude: vec![],
+            columns: Default::default(),
         },
         full: FullSection {
             workers: 4,
             chunk_rows: 1_000,
+            ..Default::default()
         },
         incremental: Default::default(),
         metadata: MetadataSection::default(),
+        precheck: Default::default(),
+        schema: Default::default(),
+        mapping: Default::default(),
+        cutover: Default::default(),
+        retry: Default::default(),
+        admin: Default::default(),
+        alerts: Default::default(),
     }
 }
 
@@ -176,4 +188,187 @@ pub async fn verify(cfg: &TaskConfig) -> ferry_verifier::VerifyReport {
     )
     .await
     .expect("verifier ran")
+}
+
+/// Polls `sql` on the destination until it reaches `at_least`; `None` when `alive` says the run ended first.
+pub async fn wait_for(
+    what: &str,
+    destination: &Instance,
+    sql: &str,
+    at_least: u64,
+    alive: &mut dyn FnMut() -> bool,
+) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let n: Option<u64> = destination.query_first(sql).await.unwrap_or(None);
+        if n.unwrap_or(0) >= at_least {
+            return n;
+        }
+        if !alive() {
+            eprintln!("the run ended while waiting for {what}");
+            return None;
+        }
+        if Instant::now() >= deadline {
+            let pl = rows(destination, "SELECT CONCAT_WS(' | ', ID, USER, COMMAND, TIME, STATE, LEFT(INFO, 200)) FROM information_schema.PROCESSLIST").await;
+            panic!(
+                "timed out waiting for {what}; destination sessions:\n{}",
+                pl.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("ferry_engine=info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn seed() -> u64 {
+    let s = std::env::var("FERRY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::random::<u32>() as u64);
+    eprintln!("workload seed {s} (FERRY_SEED={s} reproduces it)");
+    s
+}
+
+/// A spawned `migration::run` of `cfg`, steered by the returned sender (Run, Drain, Stop).
+pub type RunHandle =
+    tokio::task::JoinHandle<ferry_engine::error::Result<ferry_engine::migration::RunReport>>;
+
+pub fn start_run(
+    cfg: &TaskConfig,
+) -> (
+    tokio::sync::watch::Sender<ferry_engine::cdc::sync::Control>,
+    RunHandle,
+) {
+    let (ctl, rx) = tokio::sync::watch::channel(ferry_engine::cdc::sync::Control::Run);
+    let cfg = cfg.clone();
+    let run = tokio::spawn(async move {
+        ferry_engine::migration::run(
+            &cfg,
+            &ferry_engine::migration::RunOptions {
+                progress: false,
+                control: Some(rx),
+                live: None,
+            },
+        )
+        .await
+    });
+    (ctl, run)
+}
+
+/// Waits until task `name` copied everything and applied `transactions` source transactions; a run that ends
+/// first fails the test with its error.
+pub async fn wait_synced(
+    destination: &Instance,
+    name: &str,
+    run: RunHandle,
+    transactions: u64,
+) -> RunHandle {
+    for (what, sql, n) in [
+        (
+            "the end of the copy",
+            format!("SELECT COUNT(*) FROM ferry_meta.cdc WHERE p1 IS NOT NULL AND task = '{name}'"),
+            1,
+        ),
+        (
+            "sync",
+            format!(
+                "SELECT CAST(transactions AS UNSIGNED) FROM ferry_meta.cdc WHERE task = '{name}'"
+            ),
+            transactions,
+        ),
+    ] {
+        if wait_for(what, destination, &sql, n, &mut || !run.is_finished())
+            .await
+            .is_none()
+        {
+            let r = run.await.expect("run task");
+            panic!("the run ended while waiting for {what}: {:?}", r.err());
+        }
+    }
+    run
+}
+
+/// Writes the task file a spawned `ferry` reads.
+pub fn write_task(dir: &tempfile::TempDir, cfg: &TaskConfig) -> String {
+    let path = dir.path().join("task.toml");
+    std::fs::write(&path, cfg.to_toml()).expect("writing task file");
+    path.to_string_lossy().into_owned()
+}
+
+/// Kills a `ferry run` left running when the test fails, so it does not outlive the test.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn running(child: &mut std::process::Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
+}
+
+/// Starts `ferry run` in the background; its debug log goes to a file kept after the test (path printed).
+pub fn spawn_run(file: &str, n: u32) -> std::process::Child {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("run-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let path = dir.join(format!("{}-{n}.log", file.replace(['/', '.'], "_")));
+    eprintln!("ferry run #{n} logs to {}", path.display());
+    let log = std::fs::File::create(&path).expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "-c", file, "--json"])
+        .env("RUST_LOG", "ferry_engine=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawning ferry run")
+}
+
+/// Where `spawn_run(file, n)` logged.
+pub fn run_log(file: &str, n: u32) -> String {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("run-logs")
+        .join(format!("{}-{n}.log", file.replace(['/', '.'], "_")));
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The shop workload (2 writers, seed printed) on the source until `finish`.
+pub struct ShopWorkload {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<ferry_engine::error::Result<ferry_sim::workload::WorkloadStats>>,
+}
+
+impl ShopWorkload {
+    pub fn start(source: &Instance) -> ShopWorkload {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ep, flag, seed) = (source.endpoint(), stop.clone(), seed());
+        let task = tokio::spawn(async move {
+            ferry_sim::workload::run(
+                &ep,
+                ferry_sim::workload::Kind::Shop,
+                seed,
+                2,
+                u64::MAX,
+                flag,
+            )
+            .await
+        });
+        ShopWorkload { stop, task }
+    }
+
+    /// Stops the writers and waits for them; a workload error fails the test.
+    pub async fn finish(self) -> ferry_sim::workload::WorkloadStats {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("workload task").expect("workload")
+    }
 }

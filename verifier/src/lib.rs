@@ -2,5 +2,11 @@
 
 pub mod canonical;
 pub mod compare;
+pub mod diff;
+pub mod digest;
+pub mod online;
+pub mod output;
+pub mod repair;
+pub mod since;
 
-pub use compare::{verify, TableResult, VerifyOptions, VerifyReport};
+pub use compare::{verify, Mode, TableResult, VerifyOptions, VerifyReport};

@@ -1,9 +1,13 @@
 //! Applies decoded binlog items to the destination: idempotent upserts and deletes by key until the stream passes
 //! P1 (catch-up), exact statements after; source transactions committed whole, with the checkpoint, in batches.
 
-use super::event::{Item, RowKind};
+use super::compact::{Divergence, TableBatch};
+use super::ddl::{self, Name};
+use super::event::{Item, Reshape, RowKind};
 use super::gtid::{parse_mariadb_gtid, split_mysql_gtid, GtidList, GtidSet};
+use super::pipeline::{Failed, Pipeline};
 use super::position::Position;
+use super::scope::{excerpt, Plan, Scope};
 use super::sql;
 use crate::codes;
 use crate::error::{Error, Result, ResultExt};
@@ -12,8 +16,9 @@ use crate::schema::model::Table;
 use crate::value::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Catch-up (idempotent, before P1) or exact (every row must be where the binlog says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,6 +26,23 @@ use std::sync::Arc;
 pub enum Mode {
     CatchUp,
     Exact,
+}
+
+/// The mode an applier starts in at `from`: catch-up (idempotent by key) before P1 or when the task applies
+/// idempotently throughout, exact from P1 on.
+pub fn mode_at(from: &Position, p1: &Position, idempotent: bool) -> Result<Mode> {
+    Ok(
+        if idempotent || from.cmp_in_log(p1)? == std::cmp::Ordering::Less {
+            Mode::CatchUp
+        } else {
+            Mode::Exact
+        },
+    )
+}
+
+/// Whether a transaction that ends at `at` takes catch-up into exact mode (the batch commits there first).
+pub fn enters_exact(mode: Mode, at: &Position, p1: &Position, idempotent: bool) -> Result<bool> {
+    Ok(!idempotent && mode == Mode::CatchUp && at.cmp_in_log(p1)?.is_ge())
 }
 
 /// Rows of one table and one operation, applied with one statement (or one per row for keyless tables).
@@ -43,6 +65,18 @@ enum Op {
     Delete,
 }
 
+/// What a queued exact-mode statement was, to report it when it fails.
+enum Tag {
+    /// Session settings, transaction control, metadata.
+    Session,
+    Rows {
+        table: Arc<Table>,
+        op: Op,
+        keys: Vec<Vec<Value>>,
+        rows: Vec<Vec<Value>>,
+    },
+}
+
 /// Counters of one applier's life.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplyStats {
@@ -51,6 +85,14 @@ pub struct ApplyStats {
     pub commits: u64,
     pub parked: u64,
 }
+
+/// Row events, and bytes of row images, held in the per-key batches before they are written (a transaction of
+/// millions of rows streams through in pieces).
+const BATCHED_EVENTS_MAX: usize = 5_000;
+const BATCHED_BYTES_MAX: usize = 8 << 20;
+
+/// Apply rates (transactions/s, rows/s) are measured over windows of this length and stored with the checkpoint.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Rows per statement, at most; and bytes of row images buffered before a statement is sent.
 const RUN_ROWS_MAX: usize = 1_000;
@@ -72,8 +114,33 @@ pub struct Applier {
     /// Between a source transaction's GTID and its commit.
     in_source_tx: bool,
     run: Option<Run>,
-    /// Databases in the task's scope (DDL there cannot be ignored).
-    scope: Vec<String>,
+    /// Exact mode: statements queued for one round trip (sent when full and at every commit).
+    pipeline: Pipeline<Tag>,
+    /// Exact mode: the net changes per key of tables whose rows commute (see `compact`), and the row events
+    /// they hold.
+    batches: HashMap<Name, (Arc<Table>, TableBatch)>,
+    batched_events: usize,
+    batched_bytes: usize,
+    /// Tables whose rows a foreign key cascade changes (children of a CASCADE / SET NULL parent): their rows must
+    /// be applied in order with the parent's.
+    cascade_children: HashSet<Name>,
+    /// The tables tracked and the databases selected whole (what DDL may concern).
+    scope: Scope,
+    /// The shape of every tracked table as of `at` (DDL changes it).
+    shapes: HashMap<Name, Arc<Table>>,
+    /// Metadata statements that go into the next checkpoint's transaction (table states, warnings).
+    extra: Vec<String>,
+    /// The DDL sent to the destination before a crash whose checkpoint was never written (`file:pos`).
+    ddl_pending: Option<String>,
+    /// Conflict mode ignore_and_proceed: the destination had rows of its own, so every change is applied
+    /// idempotently (catch-up) for the whole task; exact mode is never entered.
+    idempotent: bool,
+    /// `[mapping]` and `objects.columns`, and each tracked table under its destination names (for the source
+    /// shape it was made from).
+    names: crate::schema::model::NameMap,
+    on_destination: HashMap<Name, (Arc<Table>, Arc<Table>)>,
+    /// Apply rates are measured over windows of this length.
+    window: (Instant, u64, u64),
     /// End of the last source transaction seen whole (the next checkpoint).
     at: Position,
     gtids: Gtids,
@@ -88,20 +155,22 @@ pub struct Applier {
 }
 
 impl Applier {
-    /// An applier resuming after `from` (the checkpoint, or P0) on a destination session set up for writing.
+    /// An applier resuming after `from` (the checkpoint, or P0) on a destination session set up for writing;
+    /// `tables` are the tracked tables' shapes as of `from`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         mut conn: Conn,
         meta: Meta,
         from: Position,
         p1: Position,
         batch_rows: usize,
-        scope: Vec<String>,
+        scope: Scope,
+        tables: &[Table],
+        ddl_pending: Option<String>,
+        idempotent: bool,
+        names: crate::schema::model::NameMap,
     ) -> Result<Applier> {
-        let mode = if from.cmp_in_log(&p1)? == std::cmp::Ordering::Less {
-            Mode::CatchUp
-        } else {
-            Mode::Exact
-        };
+        let mode = mode_at(&from, &p1, idempotent)?;
         let gtids = match &from {
             Position::MySql { gtid_set, .. } => Gtids::MySql(GtidSet::parse(gtid_set)?),
             Position::MariaDb { gtid_list, .. } => Gtids::MariaDb(GtidList::parse(gtid_list)?),
@@ -112,7 +181,7 @@ impl Applier {
             .into_iter()
             .map(|p| (p.db, p.name, p.key_json))
             .collect();
-        Ok(Applier {
+        let mut applier = Applier {
             conn,
             meta,
             mode,
@@ -120,7 +189,22 @@ impl Applier {
             in_tx: false,
             in_source_tx: false,
             run: None,
+            pipeline: Pipeline::default(),
+            batches: HashMap::new(),
+            batched_events: 0,
+            batched_bytes: 0,
+            cascade_children: HashSet::new(),
             scope,
+            shapes: tables
+                .iter()
+                .map(|t| (Name::new(&t.db, &t.name), Arc::new(t.clone())))
+                .collect(),
+            extra: Vec::new(),
+            ddl_pending,
+            idempotent,
+            names,
+            on_destination: HashMap::new(),
+            window: (Instant::now(), 0, 0),
             at: from,
             gtids,
             current_gtid: String::new(),
@@ -130,7 +214,9 @@ impl Applier {
             batch_rows,
             parked,
             stats: ApplyStats::default(),
-        })
+        };
+        applier.refresh_cascade_children();
+        Ok(applier)
     }
 
     pub fn mode(&self) -> Mode {
@@ -147,14 +233,16 @@ impl Applier {
         self.txns_open
     }
 
-    /// Applies one item; `idle` says nothing else is waiting, so a finished batch should commit now.
-    pub async fn apply(&mut self, item: Item, idle: bool) -> Result<()> {
+    /// Applies one item; `idle` says nothing else is waiting, so a finished batch should commit now. For a
+    /// statement outside a transaction it returns the shape changes the reader must make before decoding on.
+    pub async fn apply(&mut self, item: Item, idle: bool) -> Result<Option<Vec<Reshape>>> {
         match item {
             Item::Begin { gtid } => {
                 self.current_gtid = gtid;
                 self.in_source_tx = true;
             }
             Item::Rows { table, kind, rows } => {
+                let table = self.destination_table(&table);
                 self.begin().await?;
                 for (before, after) in rows {
                     self.row(&table, kind, before, after).await?;
@@ -162,7 +250,7 @@ impl Applier {
             }
             Item::Commit { file, end, ts } => {
                 self.end_transaction(&file, end, ts)?;
-                let passed_p1 = self.mode == Mode::CatchUp && self.at.cmp_in_log(&self.p1)?.is_ge();
+                let passed_p1 = enters_exact(self.mode, &self.at, &self.p1, self.idempotent)?;
                 if idle || passed_p1 || self.rows_open >= self.batch_rows as u64 {
                     self.commit().await?;
                 }
@@ -176,11 +264,23 @@ impl Applier {
                 file,
                 end,
                 ts,
+                in_transaction,
             } => {
+                if in_transaction {
+                    // SAVEPOINT and the like pass; a row change logged as a statement is refused.
+                    let stmt = self.classify(&sql, &db)?;
+                    if matches!(stmt, ddl::Statement::Dml { .. }) {
+                        self.scope.plan(&stmt, &sql, &db)?;
+                    }
+                    return Ok(None);
+                }
                 self.commit().await?;
-                self.statement(&db, &sql).await?;
-                self.end_transaction(&file, end, ts)?;
-                self.commit().await?;
+                let (changes, opens_transaction) = self.statement(&db, &sql, &file, end).await?;
+                if !opens_transaction {
+                    self.end_transaction(&file, end, ts)?;
+                    self.commit().await?;
+                }
+                return Ok(Some(changes));
             }
             Item::Rotate { .. } => {}
             Item::Skip { file, end } => {
@@ -194,7 +294,34 @@ impl Applier {
                 }
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The destination tables some tracked table's CASCADE / SET NULL foreign keys change (names as written,
+    /// `[mapping]` applied, like the tables rows are applied to).
+    fn refresh_cascade_children(&mut self) {
+        self.cascade_children = self
+            .shapes
+            .values()
+            .map(|t| t.mapped(&self.names))
+            .flat_map(|t| t.followers.into_iter().map(|f| Name::new(&f.db, &f.table)))
+            .collect();
+    }
+
+    /// The table under its destination names (`[mapping]`), made once per source shape.
+    fn destination_table(&mut self, source: &Arc<Table>) -> Arc<Table> {
+        if self.names.is_empty() {
+            return source.clone();
+        }
+        let key = Name::new(&source.db, &source.name);
+        if let Some((s, d)) = self.on_destination.get(&key) {
+            if Arc::ptr_eq(s, source) {
+                return d.clone();
+            }
+        }
+        let d = Arc::new(source.mapped(&self.names));
+        self.on_destination.insert(key, (source.clone(), d.clone()));
+        d
     }
 
     /// Commits the open batch with its checkpoint (nothing to do when no source transaction finished since).
@@ -203,18 +330,44 @@ impl Applier {
             return Ok(());
         }
         self.flush().await?;
+        self.flush_batches().await?;
         self.begin().await?;
-        let sql = self
-            .meta
-            .checkpoint_sql(&self.at, self.last_ts, self.txns_open, self.rows_open);
-        self.conn
-            .query_drop(sql)
+        // Table states and warnings and the checkpoint go with the queued rows in one round trip.
+        for sql in std::mem::take(&mut self.extra) {
+            self.pipeline.push(sql, None, Tag::Session);
+        }
+        let (since, t0, r0) = self.window;
+        let (t, r) = (
+            self.stats.transactions + self.txns_open,
+            self.stats.rows + self.rows_open,
+        );
+        let rates = (since.elapsed() >= RATE_WINDOW).then(|| {
+            let secs = since.elapsed().as_secs_f64();
+            ((t - t0) as f64 / secs, (r - r0) as f64 / secs)
+        });
+        let sql = self.meta.checkpoint_sql(
+            &self.at,
+            self.last_ts,
+            self.txns_open,
+            self.rows_open,
+            rates,
+        );
+        self.pipeline.push(sql, Some(1), Tag::Session);
+        // Every answer is checked before COMMIT is sent: a statement that affected the wrong rows does not stop
+        // the server from running the ones after it.
+        self.send()
             .await
-            .ctx("writing the checkpoint")?;
+            .map_err(|e| e.context("applying a batch with its checkpoint"))?;
+        crate::failpoint::hit(crate::failpoint::names::APPLY_BEFORE_COMMIT).await?;
         self.conn
             .query_drop("COMMIT")
             .await
             .ctx("committing a batch")?;
+        crate::failpoint::hit(crate::failpoint::names::APPLY_BATCH_COMMITTED).await?;
+        if rates.is_some() {
+            self.window = (Instant::now(), t, r);
+        }
+        self.ddl_pending = None;
         self.in_tx = false;
         self.stats.transactions += self.txns_open;
         self.stats.rows += self.rows_open;
@@ -263,8 +416,151 @@ impl Applier {
 
     async fn begin(&mut self) -> Result<()> {
         if !self.in_tx {
-            self.conn.query_drop("BEGIN").await.ctx("destination")?;
+            if self.mode == Mode::Exact {
+                self.pipeline.push("BEGIN".into(), None, Tag::Session);
+            } else {
+                self.conn.query_drop("BEGIN").await.ctx("destination")?;
+            }
             self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    /// Sends the queued statements; a statement that fails or affects the wrong rows becomes the coded error
+    /// that names the rows involved.
+    async fn send(&mut self) -> Result<()> {
+        match self.pipeline.send(&mut self.conn).await {
+            Ok(()) => Ok(()),
+            Err(Failed::Server { tag, error }) => {
+                let Some(Tag::Rows {
+                    table,
+                    op,
+                    keys,
+                    rows,
+                }) = tag
+                else {
+                    return Err(error.context("destination"));
+                };
+                if error.mysql_errno() == Some(1062) && matches!(op, Op::Insert | Op::Update) {
+                    // A unique key other than the primary key names both rows (CDC-006); else the key is taken.
+                    let key = sql::key_of(&table)?;
+                    self.check_uniques(&table, &key, &rows).await?;
+                    let found = self.existing(&table, &key, &keys).await?;
+                    let present: Vec<String> = keys
+                        .iter()
+                        .filter(|k| found.contains(&key_json(k)))
+                        .take(5)
+                        .map(|k| shown(&table, &key, k))
+                        .collect();
+                    return Err(Error::definite(
+                        &codes::CDC_DIVERGED,
+                        format!(
+                            "{}: row(s) {} to {} already on the destination (at {})",
+                            table.display_name(),
+                            present.join(", "),
+                            if op == Op::Insert {
+                                "insert"
+                            } else {
+                                "update to"
+                            },
+                            self.at
+                        ),
+                    ));
+                }
+                Err(error.context(table.display_name()))
+            }
+            Err(Failed::Affected { tag, affected, .. }) => match tag {
+                Tag::Rows {
+                    table, op, keys, ..
+                } => {
+                    let what = match op {
+                        Op::Delete => "delete",
+                        Op::Update => "update",
+                        Op::Insert | Op::Upsert => "insert",
+                    };
+                    Err(self.diverged(&table, what, &keys, affected).await)
+                }
+                // Only the checkpoint has an expected count among session statements: it is fenced.
+                Tag::Session => {
+                    let _ = self.conn.query_drop("ROLLBACK").await;
+                    self.in_tx = false;
+                    Err(self.meta.fenced_error(&mut self.conn, "checkpoint").await)
+                }
+            },
+        }
+    }
+
+    /// Exact mode: the run's statements are queued (order kept), each with the rows it must affect. Updates are
+    /// one `UPDATE ... WHERE key` per row, so a unique key never lets an upsert touch another row; the server's
+    /// duplicate-key refusal is explained when it comes (see `send`).
+    async fn queue_exact(&mut self, run: Run) -> Result<()> {
+        let t = run.table.clone();
+        let key = sql::key_of(&t)?;
+        let keys: Vec<Vec<Value>> = run.rows.iter().map(|r| sql::project(r, &key)).collect();
+        match run.op {
+            Op::Delete => {
+                let distinct: HashSet<String> = keys.iter().map(|k| key_json(k)).collect();
+                // The source cascaded this delete to child rows without logging them; the destination is the
+                // source at this point, so FK checks on for this statement let it cascade the same way.
+                let cascades = t.cascades_on_delete();
+                if cascades {
+                    self.pipeline.push(
+                        "SET SESSION foreign_key_checks = 1".into(),
+                        None,
+                        Tag::Session,
+                    );
+                }
+                self.pipeline.push(
+                    sql::delete_keys(&t, &keys)?,
+                    Some(distinct.len() as u64),
+                    Tag::Rows {
+                        table: t.clone(),
+                        op: Op::Delete,
+                        keys,
+                        rows: run.rows,
+                    },
+                );
+                if cascades {
+                    self.pipeline.push(
+                        "SET SESSION foreign_key_checks = 0".into(),
+                        None,
+                        Tag::Session,
+                    );
+                }
+            }
+            Op::Update => {
+                for (before, after) in run.before.iter().zip(run.rows) {
+                    let bk = sql::project(before, &key);
+                    self.pipeline.push(
+                        sql::update_row(&t, &bk, &after)?,
+                        Some(1),
+                        Tag::Rows {
+                            table: t.clone(),
+                            op: Op::Update,
+                            keys: vec![bk],
+                            rows: vec![after],
+                        },
+                    );
+                }
+            }
+            Op::Insert | Op::Upsert => {
+                let rows: Vec<&[Value]> = run.rows.iter().map(Vec::as_slice).collect();
+                let stmt = sql::insert(&t, &rows)?;
+                let n = rows.len() as u64;
+                self.pipeline.push(
+                    stmt,
+                    Some(n),
+                    Tag::Rows {
+                        table: t.clone(),
+                        op: Op::Insert,
+                        keys,
+                        rows: run.rows,
+                    },
+                );
+            }
+        }
+        if self.pipeline.is_full() {
+            self.send().await?;
         }
         Ok(())
     }
@@ -303,18 +599,13 @@ impl Applier {
         after: Option<Vec<Value>>,
     ) -> Result<()> {
         self.rows_open += 1;
-        let missing = || {
-            Error::definite(
-                &codes::CDC_DECODE,
-                format!(
-                    "{}: row event without the image it needs",
-                    table.display_name()
-                ),
-            )
-        };
+        let missing = || missing_image(table);
         let exact = self.mode == Mode::Exact;
         if table.key.is_none() {
             return self.keyless(table, kind, before, after).await;
+        }
+        if self.commutes(table) {
+            return self.batch_row(table, kind, before, after).await;
         }
         match kind {
             RowKind::Insert => {
@@ -350,6 +641,176 @@ impl Applier {
                 }
             }
         }
+    }
+
+    /// Whether a table's row events may be merged per key and reordered against other tables' (see `compact`).
+    fn commutes(&self, t: &Table) -> bool {
+        t.key.is_some()
+            && t.uniques.is_empty()
+            && t.followers.is_empty()
+            && !self.cascade_children.contains(&Name::new(&t.db, &t.name))
+    }
+
+    /// A table whose rows commute: the event joins the table's per-key batch (either mode; catch-up writes the
+    /// net effect without the existence check).
+    async fn batch_row(
+        &mut self,
+        table: &Arc<Table>,
+        kind: RowKind,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+    ) -> Result<()> {
+        let missing = || missing_image(table);
+        let key = sql::key_of(table)?;
+        let entry = self
+            .batches
+            .entry(Name::new(&table.db, &table.name))
+            .or_insert_with(|| (table.clone(), TableBatch::new(key.clone())));
+        let bytes = entry.1.bytes;
+        let r = match kind {
+            RowKind::Insert => entry.1.insert(after.ok_or_else(missing)?),
+            RowKind::Delete => entry.1.delete(before.ok_or_else(missing)?),
+            RowKind::Update => entry
+                .1
+                .update(before.ok_or_else(missing)?, after.ok_or_else(missing)?),
+        };
+        self.batched_bytes += entry.1.bytes.saturating_sub(bytes);
+        if let Err(c) = r {
+            return Err(Error::definite(
+                &codes::CDC_DIVERGED,
+                format!(
+                    "{}: {} {} (at {}): the binlog contradicts itself",
+                    table.display_name(),
+                    c.what,
+                    shown(table, &key, &c.key),
+                    self.at
+                ),
+            ));
+        }
+        self.batched_events += 1;
+        if self.batched_events >= BATCHED_EVENTS_MAX || self.batched_bytes >= BATCHED_BYTES_MAX {
+            self.flush_batches().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the per-key batches: in exact mode, for each table one locking read proves every key is present or
+    /// absent as the batch's first event for it says; then one DELETE and multi-row upserts carry the net effect
+    /// (idempotent as they are, so catch-up needs no read).
+    async fn flush_batches(&mut self) -> Result<()> {
+        if self.batched_events == 0 {
+            return Ok(());
+        }
+        let exact = self.mode == Mode::Exact;
+        self.batched_events = 0;
+        self.batched_bytes = 0;
+        // The read must run inside the destination transaction (BEGIN may still be queued).
+        self.begin().await?;
+        self.send().await?;
+        let tables: Vec<Name> = self.batches.keys().cloned().collect();
+        for name in tables {
+            let Some((t, batch)) = self.batches.get_mut(&name) else {
+                continue;
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let t = t.clone();
+            let net = batch.take();
+            let key = sql::key_of(&t)?;
+            let mut checked: Vec<&Vec<Value>> = net.keys_to_check(exact);
+            let mut found = HashSet::new();
+            while !checked.is_empty() {
+                let part: Vec<Vec<Value>> = checked
+                    .drain(..checked.len().min(RUN_ROWS_MAX))
+                    .cloned()
+                    .collect();
+                let q = format!(
+                    "{} FOR UPDATE",
+                    sql::select_where(&t, &key, &sql::where_tuples(&t, &key, &part)?)
+                );
+                let cols: Vec<&crate::schema::model::Column> =
+                    key.iter().map(|&i| &t.columns[i]).collect();
+                // Binary protocol: keys decode to the same values as the binlog's (see `existing`).
+                let rows: Vec<mysql_async::Row> =
+                    self.conn.exec(q, ()).await.ctx(t.display_name())?;
+                for r in rows {
+                    found.insert(key_json(&crate::copy::plan::decode_row(r, &cols)?));
+                }
+            }
+            match net.divergence(exact, |k| found.contains(&key_json(k))) {
+                Some(Divergence::Missing(k)) => {
+                    return Err(Error::definite(
+                        &codes::CDC_DIVERGED,
+                        format!(
+                            "{}: row {} to update or delete is not on the destination (before {})",
+                            t.display_name(),
+                            shown(&t, &key, &k),
+                            self.at
+                        ),
+                    ))
+                }
+                Some(Divergence::Present(k)) => {
+                    return Err(Error::definite(
+                        &codes::CDC_DIVERGED,
+                        format!(
+                            "{}: row {} to insert is already on the destination (before {})",
+                            t.display_name(),
+                            shown(&t, &key, &k),
+                            self.at
+                        ),
+                    ))
+                }
+                None => {}
+            }
+            let (deletes, upserts) = net.into_writes(exact);
+            for part in deletes.chunks(RUN_ROWS_MAX) {
+                self.pipeline.push(
+                    sql::delete_keys(&t, part)?,
+                    exact.then_some(part.len() as u64),
+                    Tag::Rows {
+                        table: t.clone(),
+                        op: Op::Delete,
+                        keys: part.to_vec(),
+                        rows: Vec::new(),
+                    },
+                );
+            }
+            let mut start = 0;
+            while start < upserts.len() {
+                let mut end = start;
+                let mut bytes = 0;
+                while end < upserts.len() && end - start < RUN_ROWS_MAX && bytes < RUN_BYTES_MAX {
+                    bytes += upserts[end]
+                        .iter()
+                        .map(Value::literal_len_hint)
+                        .sum::<usize>();
+                    end += 1;
+                }
+                let rows: Vec<&[Value]> = upserts[start..end].iter().map(Vec::as_slice).collect();
+                let stmt = sql::upsert(&t, &rows)?;
+                self.pipeline.push(
+                    stmt,
+                    None,
+                    Tag::Rows {
+                        table: t.clone(),
+                        op: Op::Upsert,
+                        keys: upserts[start..end]
+                            .iter()
+                            .map(|r| sql::project(r, &key))
+                            .collect(),
+                        rows: Vec::new(),
+                    },
+                );
+                if self.pipeline.is_full() {
+                    self.send().await?;
+                }
+                start = end;
+            }
+        }
+        // Emptied; a table's next events start a batch with its shape as of then (DDL may have changed it).
+        self.batches.clear();
+        Ok(())
     }
 
     async fn push(
@@ -389,40 +850,22 @@ impl Applier {
         let Some(run) = self.run.take() else {
             return Ok(());
         };
+        if self.mode == Mode::Exact {
+            return self.queue_exact(run).await;
+        }
+        // Catch-up: each statement runs now (the unique-value check reads the destination before writing).
         let t = run.table.clone();
         let key = sql::key_of(&t)?;
         let keys: Vec<Vec<Value>> = run.rows.iter().map(|r| sql::project(r, &key)).collect();
-        let exact = self.mode == Mode::Exact;
         match run.op {
             Op::Delete => {
-                let distinct: HashSet<String> = keys.iter().map(|k| key_json(k)).collect();
-                // The source cascaded this delete to child rows without logging them. Exact: the destination is
-                // the source at this point, so FK checks on for this statement let it cascade the same way.
-                // Catch-up: children may be copies from later (checks could refuse the delete), so the children
-                // are made to follow explicitly below.
-                let server_cascades = t.cascades_on_delete() && exact;
-                if server_cascades {
-                    self.conn
-                        .query_drop("SET SESSION foreign_key_checks = 1")
-                        .await
-                        .ctx("destination")?;
-                }
-                let res = self.conn.query_iter(sql::delete_keys(&t, &keys)?).await;
-                let affected = match res {
-                    Ok(r) => {
-                        let n = r.affected_rows();
-                        drop(r);
-                        Ok(n)
-                    }
-                    Err(e) => Err(e),
-                };
-                if server_cascades {
-                    self.conn
-                        .query_drop("SET SESSION foreign_key_checks = 0")
-                        .await
-                        .ctx("destination")?;
-                }
-                if t.cascades_on_delete() && !exact {
+                // The source cascaded this delete to child rows without logging them. Children may be copies
+                // from later (FK checks could refuse the delete), so they are made to follow explicitly.
+                self.conn
+                    .query_drop(sql::delete_keys(&t, &keys)?)
+                    .await
+                    .ctx(t.display_name())?;
+                if t.cascades_on_delete() {
                     for row in &run.rows {
                         for f in &t.followers {
                             for q in sql::follow(&t, f, &sql::project(row, &f.referenced), None)? {
@@ -434,53 +877,15 @@ impl Applier {
                         }
                     }
                 }
-                let affected = affected.ctx(t.display_name())?;
-                if exact && affected != distinct.len() as u64 {
-                    return Err(self.diverged(&t, "delete", &keys, affected).await);
-                }
             }
-            Op::Update => {
-                // Exact mode: every row to update must exist under its before-image key.
-                let before_keys: Vec<Vec<Value>> =
-                    run.before.iter().map(|r| sql::project(r, &key)).collect();
-                let found = self.existing(&t, &key, &before_keys).await?;
-                if let Some(k) = before_keys.iter().find(|k| !found.contains(&key_json(k))) {
-                    return Err(Error::definite(
-                        &codes::CDC_DIVERGED,
-                        format!(
-                            "{}: row {} to update is not on the destination (at {})",
-                            t.display_name(),
-                            key_json(k),
-                            self.at
-                        ),
-                    ));
-                }
-                self.check_uniques(&t, &key, &run.rows).await?;
-                let rows: Vec<&[Value]> = run.rows.iter().map(Vec::as_slice).collect();
-                self.conn
-                    .query_drop(sql::upsert(&t, &rows)?)
-                    .await
-                    .ctx(t.display_name())?;
-            }
-            Op::Insert => {
-                self.check_uniques(&t, &key, &run.rows).await?;
-                let rows: Vec<&[Value]> = run.rows.iter().map(Vec::as_slice).collect();
-                if let Err(e) = self.conn.query_drop(sql::insert(&t, &rows)?).await {
-                    let e = Error::from(e);
-                    if e.mysql_errno() == Some(1062) {
-                        let found = self.existing(&t, &key, &keys).await?;
-                        return Err(Error::definite(
-                            &codes::CDC_DIVERGED,
-                            format!(
-                                "{}: row(s) {} to insert already on the destination (at {})",
-                                t.display_name(),
-                                found.into_iter().collect::<Vec<_>>().join(", "),
-                                self.at
-                            ),
-                        ));
-                    }
-                    return Err(e.context(t.display_name()));
-                }
+            Op::Update | Op::Insert => {
+                return Err(Error::definite(
+                    &codes::DATA_DECODE,
+                    format!(
+                        "{}: exact-mode statement in catch-up mode",
+                        t.display_name()
+                    ),
+                ))
             }
             Op::Upsert => {
                 self.check_uniques(&t, &key, &run.rows).await?;
@@ -535,9 +940,9 @@ impl Applier {
         let found = self.existing(t, &key, keys).await.unwrap_or_default();
         let missing: Vec<String> = keys
             .iter()
-            .map(|k| key_json(k))
-            .filter(|k| !found.contains(k))
+            .filter(|k| !found.contains(&key_json(k)))
             .take(5)
+            .map(|k| shown(t, &key, k))
             .collect();
         Error::definite(
             &codes::CDC_DIVERGED,
@@ -580,9 +985,8 @@ impl Applier {
         }
         let keys: Vec<Vec<Value>> = rows.iter().map(|r| sql::project(r, key)).collect();
         cond.push(sql::where_tuples(t, key, &keys)?);
-        let all: Vec<usize> = (0..t.columns.len()).collect();
-        let cols: Vec<&crate::schema::model::Column> = t.columns.iter().collect();
-        let q = sql::select_where(t, &all, &cond.join(" OR "));
+        let present = t.present_columns();
+        let q = sql::select_where(t, &present, &cond.join(" OR "));
         let found: Vec<mysql_async::Row> = self.conn.exec(q, ()).await.ctx(t.display_name())?;
         let mut state: HashMap<String, Vec<Value>> = HashMap::new();
         let mut holders: HashMap<(usize, String), String> = HashMap::new();
@@ -602,7 +1006,7 @@ impl Applier {
                 }
             };
         for r in found {
-            let row = crate::copy::plan::decode_row(r, &cols)?;
+            let row = crate::copy::plan::decode_present_row(r, t, &present)?;
             let k = key_json(&sql::project(&row, key));
             hold(&mut holders, &row, &k, true);
             state.insert(k, row);
@@ -625,15 +1029,22 @@ impl Applier {
                     continue;
                 }
                 let their = state.remove(&other).unwrap_or_default();
-                let what = format!("key {kr} taking {} = {}", u.name, key_json(&v));
+                let what = format!(
+                    "row {} taking {} {}",
+                    shown(t, key, &sql::project(r, key)),
+                    u.name,
+                    shown(t, &u.columns, &v)
+                );
                 if self.mode == Mode::Exact {
+                    let all: Vec<usize> = (0..t.columns.len()).collect();
                     return Err(Error::definite(
                         &codes::CDC_UNIQUE_CONFLICT,
                         format!(
-                            "{}: row {what} (row {}) conflicts with destination row key {other} (row {}) at {}",
+                            "{}: {what} {} conflicts with the destination's row {} {} at {}",
                             t.display_name(),
-                            row_json(r),
-                            row_json(&their),
+                            shown(t, &all, r),
+                            shown(t, key, &sql::project(&their, key)),
+                            shown(t, &all, &their),
                             self.at
                         ),
                     ));
@@ -703,25 +1114,26 @@ impl Applier {
         let key = sql::key_of(t)?;
         let before_key = sql::project(&before, &key);
         let q = sql::update_row(t, &before_key, &after)?;
-        self.conn
-            .query_drop("SET SESSION foreign_key_checks = 1")
-            .await
-            .ctx("destination")?;
-        let res = match self.conn.query_iter(q).await {
-            Ok(r) => {
-                let n = r.affected_rows();
-                drop(r);
-                Ok(n)
-            }
-            Err(e) => Err(e),
-        };
-        self.conn
-            .query_drop("SET SESSION foreign_key_checks = 0")
-            .await
-            .ctx("destination")?;
-        if res.ctx(t.display_name())? == 0 {
-            return Err(self.diverged(t, "update", &[before_key], 0).await);
-        }
+        self.pipeline.push(
+            "SET SESSION foreign_key_checks = 1".into(),
+            None,
+            Tag::Session,
+        );
+        self.pipeline.push(
+            q,
+            Some(1),
+            Tag::Rows {
+                table: t.clone(),
+                op: Op::Update,
+                keys: vec![before_key],
+                rows: vec![after],
+            },
+        );
+        self.pipeline.push(
+            "SET SESSION foreign_key_checks = 0".into(),
+            None,
+            Tag::Session,
+        );
         Ok(())
     }
 
@@ -757,59 +1169,288 @@ impl Applier {
                     sql::keyless_match(t, &b)?
                 )
             }
-            _ => {
-                return Err(Error::definite(
-                    &codes::CDC_DECODE,
-                    format!("{}: row event without the image it needs", t.display_name()),
-                ))
-            }
+            _ => return Err(missing_image(t)),
         };
+        if self.mode == Mode::Exact {
+            self.pipeline.push(q, None, Tag::Session);
+            return Ok(());
+        }
         self.conn.query_drop(q).await.ctx(t.display_name())
     }
 
-    /// A statement outside a row transaction. DDL replication is not part of this version: a statement that may
-    /// change an object in scope stops the task rather than letting the destination drift.
-    async fn statement(&mut self, db: &str, sql_text: &str) -> Result<()> {
-        if touches_scope(&self.scope, db, sql_text) {
-            return Err(Error::definite(
-                &codes::CDC_DDL,
-                format!(
-                    "at {} (default database `{db}`): {}",
-                    self.at,
-                    sql_text.chars().take(500).collect::<String>()
-                ),
+    /// A statement outside a row transaction: DDL in the task's scope is applied to the destination (DEFINER
+    /// rewritten), the tracked tables and their shapes follow it, and the changes are recorded with the next
+    /// checkpoint. Returns the shape changes for the reader, and whether the statement opens a transaction whose
+    /// rows follow (MySQL 8's CREATE TABLE ... SELECT).
+    async fn statement(
+        &mut self,
+        db: &str,
+        sql_text: &str,
+        file: &str,
+        end: u64,
+    ) -> Result<(Vec<Reshape>, bool)> {
+        let stmt = self.classify(sql_text, db)?;
+        let opens_transaction = matches!(&stmt, ddl::Statement::Ddl(d) if d.opens_transaction);
+        let Some(plan) = self
+            .scope
+            .plan(&stmt, sql_text, db)
+            .map_err(|e| e.context(format!("at {file}:{end}")))?
+        else {
+            return Ok((Vec::new(), opens_transaction));
+        };
+        let at = format!("{file}:{end}");
+        tracing::info!(at = %at, statement = %excerpt(sql_text), "replicating DDL");
+        if !plan.sql.is_empty() {
+            self.run_ddl(db, &plan, &at).await?;
+        }
+        for (code, detail) in &plan.warnings {
+            tracing::warn!(code = code.id, at = %at, "{detail}");
+            self.extra.push(self.meta.warning_sql(code, detail, &at));
+        }
+        let mut changes = Vec::new();
+        for (t, gone) in &plan.gone {
+            self.shapes.remove(t);
+            self.extra.push(self.meta.synced_table_sql(
+                &t.db,
+                &t.name,
+                gone.state(),
+                &gone.note(),
+                None,
+                &at,
             ));
+            changes.push(Reshape::Remove {
+                db: t.db.clone(),
+                name: t.name.clone(),
+            });
+        }
+        self.scope.apply(&plan);
+        for t in self.reread(&plan).await? {
+            self.extra.push(self.meta.synced_table_sql(
+                &t.db,
+                &t.name,
+                "syncing",
+                "",
+                Some(&t),
+                &at,
+            ));
+            self.shapes
+                .insert(Name::new(&t.db, &t.name), Arc::new(t.clone()));
+            changes.push(Reshape::Set(t));
+        }
+        self.refresh_cascade_children();
+        Ok((changes, opens_transaction))
+    }
+
+    /// Classifies a statement; one the tokenizer cannot read stops the task only when it may concern it.
+    fn classify(&self, sql_text: &str, db: &str) -> Result<ddl::Statement> {
+        match ddl::classify(sql_text, db) {
+            Ok(s) => Ok(s),
+            Err(e) if self.scope.may_concern(db, sql_text) => Err(e.context(excerpt(sql_text))),
+            Err(e) => {
+                tracing::debug!(error = %e, "a statement outside the task's scope could not be read; passed");
+                Ok(ddl::Statement::Ignored)
+            }
+        }
+    }
+
+    /// Runs a plan's statements on the destination. The DDL commits by itself, before its checkpoint can: it is
+    /// marked pending first, and when the same statement comes again after a crash, errors that mean "already
+    /// done" (the column, index or table is already there or already gone) are accepted.
+    ///
+    /// A DDL commits outside any transaction the fence could roll back, so it runs under the task's fence lock
+    /// (`Meta::lock_fence`), which a cutover takes before it moves the generation on: the pending mark (fenced)
+    /// and the statements happen either wholly before the cutover or not at all.
+    async fn run_ddl(&mut self, db: &str, plan: &Plan, at: &str) -> Result<()> {
+        self.meta.lock_fence(&mut self.conn).await?;
+        let result = self.run_ddl_fenced(db, plan, at).await;
+        let unlocked = self.meta.unlock_fence(&mut self.conn).await;
+        result.and(unlocked)
+    }
+
+    async fn run_ddl_fenced(&mut self, db: &str, plan: &Plan, at: &str) -> Result<()> {
+        let replay = self.ddl_pending.as_deref() == Some(at);
+        self.conn
+            .query_drop(self.meta.ddl_pending_sql(Some(at)))
+            .await
+            .ctx("marking a DDL statement pending")?;
+        if self.conn.affected_rows() != 1 {
+            return Err(self.meta.fenced_error(&mut self.conn, "DDL").await);
+        }
+        self.ddl_pending = Some(at.to_string());
+        if self.scope.covers_db(db) && !plan.without_default_db {
+            let dest = self.names.db(db);
+            self.conn
+                .query_drop(format!("USE {}", crate::mysql::quote::ident(dest)))
+                .await
+                .ctx("destination")?;
+        }
+        let statements: Vec<String> = plan
+            .sql
+            .iter()
+            .map(|s| {
+                let s = crate::schema::reshape::map_table_refs(s, db, &self.names)?;
+                crate::schema::rewrite::map_databases(&s, self.names.databases())
+            })
+            .collect::<Result<_>>()?;
+        for sql in &statements {
+            if let Err(e) = self.conn.query_drop(sql).await {
+                let e = Error::from(e);
+                match e.mysql_errno() {
+                    Some(n) if replay && crate::mysql::classify::already_applied(n) => {
+                        tracing::warn!(
+                            at,
+                            errno = n,
+                            "DDL already applied before the crash: {}",
+                            excerpt(sql)
+                        );
+                    }
+                    _ if e.is_transient() => return Err(e.context(format!("DDL at {at}"))),
+                    _ => {
+                        // Nothing took effect: the statement is not pending (a rerun must not take the same
+                        // answer for "already done").
+                        let _ = self.conn.query_drop(self.meta.ddl_pending_sql(None)).await;
+                        return Err(Error::definite(
+                            &codes::CDC_DDL,
+                            format!("the destination rejected DDL from the binlog at {at}: {e}; statement: {}", excerpt(sql)),
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }
-}
 
-/// Whether a statement may change an object of the scope: its first word is DDL and it runs in, or names, one of
-/// the scope's databases. Statements elsewhere (another database, ferry's own heartbeat) pass.
-pub fn touches_scope(scope: &[String], db: &str, sql_text: &str) -> bool {
-    let first = sql_text
-        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    if !matches!(
-        first.as_str(),
-        "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
-    ) {
-        return false;
+    /// The shapes of the tables a plan created, altered or renamed, read from the destination (which now holds
+    /// the source's shape as of this statement), plus the tracked tables whose FK followers may have changed
+    /// with them (their parents, and the tables that listed them as followers).
+    async fn reread(&mut self, plan: &Plan) -> Result<Vec<Table>> {
+        if plan.reread.is_empty() && plan.gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut wanted: BTreeSet<Name> = plan.reread.iter().cloned().collect();
+        let changed: Vec<Name> = plan
+            .reread
+            .iter()
+            .chain(plan.gone.iter().map(|(n, _)| n))
+            .cloned()
+            .collect();
+        for (name, shape) in &self.shapes {
+            if shape
+                .followers
+                .iter()
+                .any(|f| changed.iter().any(|c| c.db == f.db && c.name == f.table))
+            {
+                wanted.insert(name.clone());
+            }
+        }
+        for t in &plan.reread {
+            let parents: Vec<(String, String)> = self
+                .conn
+                .exec(
+                    "SELECT DISTINCT REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND REFERENCED_TABLE_NAME IS NOT NULL",
+                    (self.names.db(&t.db), self.names.table(&t.db, &t.name)),
+                )
+                .await
+                .ctx("reading foreign keys")?;
+            for (d, n) in parents {
+                let d = self.names.source_db(&d);
+                let p = Name::new(&d, &self.names.source_table(&d, &n));
+                if self.scope.tracks(&p) {
+                    wanted.insert(p);
+                }
+            }
+        }
+        let wanted: Vec<Name> = wanted
+            .into_iter()
+            .filter(|n| self.scope.tracks(n))
+            .collect();
+        // A table whose columns differ on the destination cannot have its source shape read back from there.
+        if let Some(n) = wanted.iter().find(|n| self.names.reshapes(&n.db, &n.name)) {
+            return Err(Error::definite(
+                &codes::CDC_DDL_RESHAPED,
+                format!(
+                    "DDL at {} changes the foreign keys of {n}, whose columns are renamed or left out on the destination",
+                    self.at
+                ),
+            ));
+        }
+        // Read under the destination's names, kept under the source's (`[mapping]`).
+        let on_destination: Vec<Name> = wanted
+            .iter()
+            .map(|n| Name::new(self.names.db(&n.db), self.names.table(&n.db, &n.name)))
+            .collect();
+        let mut tables =
+            crate::schema::introspect::read_table_shapes(&mut self.conn, &on_destination).await?;
+        for t in &mut tables {
+            t.db = self.names.source_db(&t.db);
+            t.name = self.names.source_table(&t.db, &t.name);
+            for f in &mut t.followers {
+                f.db = self.names.source_db(&f.db);
+                f.table = self.names.source_table(&f.db, &f.table);
+            }
+        }
+        for n in &wanted {
+            if !tables.iter().any(|t| t.db == n.db && t.name == n.name) {
+                return Err(Error::definite(
+                    &codes::CDC_DDL,
+                    format!(
+                        "after DDL at {}, table {n} is not on the destination",
+                        self.at
+                    ),
+                ));
+            }
+        }
+        Ok(tables)
     }
-    let lower = sql_text.to_ascii_lowercase();
-    scope.iter().any(|s| {
-        let s = s.to_ascii_lowercase();
-        db.eq_ignore_ascii_case(&s)
-            || lower.contains(&format!("`{s}`."))
-            || lower.contains(&format!("{s}."))
-    })
 }
 
 fn key_json(k: &[Value]) -> String {
     crate::meta::values_json(k)
+}
+
+fn missing_image(t: &Table) -> Error {
+    Error::definite(
+        &codes::CDC_DECODE,
+        format!("{}: row event without the image it needs", t.display_name()),
+    )
+}
+
+/// Columns `cols` of a table with `vals` as a DBA reads them: `(id=7, email='a@b')`, long values cut short.
+fn shown(t: &Table, cols: &[usize], vals: &[Value]) -> String {
+    const VALUE_CHARS_MAX: usize = 80;
+    let mut out = String::from("(");
+    for (n, (&i, v)) in cols.iter().zip(vals).enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        let Some(c) = t.columns.get(i) else { continue };
+        out.push_str(&c.name);
+        out.push('=');
+        let mut lit = String::new();
+        match v {
+            // Text reads as text in a message (the SQL literal form is hex, exact in any charset).
+            Value::Bytes(b) | Value::Json(b)
+                if c.charset.is_some() || matches!(v, Value::Json(_)) =>
+            {
+                match std::str::from_utf8(b) {
+                    Ok(text) => lit = format!("'{}'", text.replace('\'', "''")),
+                    Err(_) => lit = format!("0x{}", hex::encode(b)),
+                }
+            }
+            _ => {
+                if v.write_literal(c, &mut lit).is_err() {
+                    lit = format!("{v:?}");
+                }
+            }
+        }
+        if lit.chars().count() > VALUE_CHARS_MAX {
+            lit = lit.chars().take(VALUE_CHARS_MAX).collect::<String>() + "...";
+        }
+        out.push_str(&lit);
+    }
+    out.push(')');
+    out
 }
 
 fn row_json(r: &[Value]) -> String {

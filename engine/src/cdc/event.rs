@@ -23,6 +23,9 @@ pub mod mariadb {
 
 /// MySQL's PARTIAL_UPDATE_ROWS_EVENT (binlog_row_value_options=PARTIAL_JSON).
 const PARTIAL_UPDATE_ROWS: u8 = 39;
+/// MySQL's TRANSACTION_PAYLOAD_EVENT (binlog_transaction_compression=ON): a zstd-compressed transaction whose
+/// events follow it (the live stream and `file.rs` expand them) with no positions of their own.
+const TRANSACTION_PAYLOAD: u8 = 40;
 
 /// Insert, update or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +49,15 @@ pub enum Item {
         kind: RowKind,
         rows: Vec<RowImages>,
     },
-    /// A statement outside a row transaction (DDL); it is its own transaction and ends at `end` in `file`.
+    /// A statement. Outside a transaction (DDL) it is its own transaction and ends at `end` in `file`; inside
+    /// one (`in_transaction`: SAVEPOINT, or a row change logged as a statement) it is part of that transaction.
     Query {
         db: String,
         sql: String,
         file: String,
         end: u64,
         ts: u32,
+        in_transaction: bool,
     },
     /// A transaction committed; `end` is the offset just after it in `file`, `ts` the source's commit time (s).
     Commit { file: String, end: u64, ts: u32 },
@@ -65,6 +70,13 @@ pub enum Item {
     Skip { file: String, end: u64 },
 }
 
+/// A change of the table shapes rows decode against, sent back to the reader after a DDL statement.
+#[derive(Debug, Clone)]
+pub enum Reshape {
+    Set(Table),
+    Remove { db: String, name: String },
+}
+
 /// Decodes events; keeps the current file name and the table shapes rows are decoded against.
 #[derive(Debug)]
 pub struct EventDecoder {
@@ -72,6 +84,11 @@ pub struct EventDecoder {
     file: String,
     /// Whether a FORMAT_DESCRIPTION has been seen: events before it are read without knowing the checksum setting.
     seen_fde: bool,
+    /// Between a `BEGIN` statement and the transaction's end.
+    in_group: bool,
+    /// The end of the TRANSACTION_PAYLOAD whose events are being read: they carry position 0, and the
+    /// transaction ends where the payload does.
+    payload_end: Option<u64>,
 }
 
 impl EventDecoder {
@@ -83,6 +100,8 @@ impl EventDecoder {
                 .collect(),
             file: file.to_string(),
             seen_fde: false,
+            in_group: false,
+            payload_end: None,
         }
     }
 
@@ -95,6 +114,13 @@ impl EventDecoder {
     pub fn set_table(&mut self, t: Table) {
         self.tables
             .insert((t.db.clone(), t.name.clone()), Arc::new(t));
+    }
+
+    pub fn reshape(&mut self, change: Reshape) {
+        match change {
+            Reshape::Set(t) => self.set_table(t),
+            Reshape::Remove { db, name } => self.remove_table(&db, &name),
+        }
     }
 
     /// Stops decoding a table's rows (dropped, or renamed out of the task's scope).
@@ -115,12 +141,25 @@ impl EventDecoder {
         tme: impl Fn(u64) -> Option<&'t TableMapEvent<'static>>,
     ) -> Result<Option<Item>> {
         let header = event.header();
-        let end = u64::from(header.log_pos());
+        let mut end = u64::from(header.log_pos());
         let ts = header.timestamp();
         let raw = header.event_type_raw();
+        if raw == TRANSACTION_PAYLOAD {
+            self.payload_end = Some(end);
+            return Ok(None);
+        }
+        match self.payload_end {
+            Some(p) if end == 0 => end = p,
+            _ => self.payload_end = None,
+        }
         let at = || format!("event at {}:{end}", self.file);
         match raw {
-            mariadb::GTID => return Ok(Some(Item::Begin { gtid: mariadb_gtid(event)? })),
+            mariadb::GTID => {
+                self.in_group = false;
+                return Ok(Some(Item::Begin {
+                    gtid: mariadb_gtid(event)?,
+                }));
+            }
             mariadb::BINLOG_CHECKPOINT | mariadb::GTID_LIST => {
                 return Ok((end > 0).then(|| Item::Skip { file: self.file.clone(), end }))
             }
@@ -174,6 +213,7 @@ impl EventDecoder {
                     hex::encode(&sid[8..10]),
                     hex::encode(&sid[10..16])
                 );
+                self.in_group = false;
                 let gtid = match g.tag() {
                     Some(tag) if !tag.as_str().is_empty() => {
                         format!("{uuid}:{}:{}", tag.as_str(), g.gno())
@@ -182,29 +222,43 @@ impl EventDecoder {
                 };
                 Some(Item::Begin { gtid })
             }
-            EventData::AnonymousGtidEvent(_) => Some(Item::Begin {
-                gtid: String::new(),
-            }),
-            EventData::XidEvent(_) => Some(Item::Commit {
-                file: self.file.clone(),
-                end,
-                ts,
-            }),
+            EventData::AnonymousGtidEvent(_) => {
+                self.in_group = false;
+                Some(Item::Begin {
+                    gtid: String::new(),
+                })
+            }
+            EventData::XidEvent(_) => {
+                self.in_group = false;
+                Some(Item::Commit {
+                    file: self.file.clone(),
+                    end,
+                    ts,
+                })
+            }
             EventData::QueryEvent(q) => {
                 let sql = q.query();
                 match sql.trim() {
-                    "BEGIN" => None,
-                    "COMMIT" => Some(Item::Commit {
-                        file: self.file.clone(),
-                        end,
-                        ts,
-                    }),
+                    "BEGIN" => {
+                        self.in_group = true;
+                        None
+                    }
+                    // ROLLBACK ends a group whose non-transactional changes the source could not undo.
+                    "COMMIT" | "ROLLBACK" => {
+                        self.in_group = false;
+                        Some(Item::Commit {
+                            file: self.file.clone(),
+                            end,
+                            ts,
+                        })
+                    }
                     _ => Some(Item::Query {
                         db: q.schema().into_owned(),
                         sql: sql.into_owned(),
                         file: self.file.clone(),
                         end,
                         ts,
+                        in_transaction: self.in_group,
                     }),
                 }
             }

@@ -144,6 +144,7 @@ pub fn table_from_map(tme: &TableMapEvent<'_>) -> Table {
         engine: "InnoDB".into(),
         rows_estimate: 0,
         create_sql: String::new(),
+        omitted: Vec::new(),
     }
 }
 

@@ -1,11 +1,16 @@
 //! Binlog change data capture: positions, the binlog stream, decoding row images, and applying them.
 
 pub mod apply;
+pub mod compact;
+pub mod ddl;
 pub mod decode;
 pub mod event;
 pub mod file;
 pub mod gtid;
+pub mod pipeline;
 pub mod position;
+pub mod scope;
+pub mod settings;
 pub mod sql;
 pub mod stream;
 pub mod sync;

@@ -79,6 +79,22 @@ pub fn upsert(table: &Table, rows: &[&[Value]]) -> Result<String> {
 /// `(k1 = .. AND k2 = ..) OR (..)` over the columns `cols` for each tuple of values (in `cols` order).
 pub fn where_tuples(table: &Table, cols: &[usize], tuples: &[Vec<Value>]) -> Result<String> {
     let mut out = String::new();
+    // One key column and no NULL: `k IN (..)`, which the server parses and plans far faster than a long OR.
+    if let [i] = cols {
+        if !tuples.is_empty() && tuples.iter().all(|t| t.len() == 1 && !t[0].is_null()) {
+            let c = &table.columns[*i];
+            out.push_str(&ident(&c.name));
+            out.push_str(" IN (");
+            for (n, t) in tuples.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                t[0].write_literal(c, &mut out)?;
+            }
+            out.push(')');
+            return Ok(out);
+        }
+    }
     for (t, vals) in tuples.iter().enumerate() {
         if t > 0 {
             out.push_str(" OR ");
@@ -302,6 +318,7 @@ mod tests {
             engine: "InnoDB".into(),
             rows_estimate: 0,
             create_sql: String::new(),
+            omitted: Vec::new(),
         }
     }
 
@@ -323,9 +340,24 @@ mod tests {
     #[test]
     fn deletes_address_rows_by_key_and_nulls_null_safely() {
         let sql = delete_keys(&table(), &[vec![Value::Int(1)], vec![Value::Int(7)]]).expect("sql");
-        assert_eq!(sql, "DELETE FROM `shop`.`t` WHERE (`id` = 1) OR (`id` = 7)");
+        assert_eq!(sql, "DELETE FROM `shop`.`t` WHERE `id` IN (1, 7)");
         let w = where_tuples(&table(), &[1], &[vec![Value::Null]]).expect("sql");
         assert_eq!(w, "(`email` <=> NULL)");
+        // A NULL among one column's values, or several columns: tuple by tuple.
+        let w = where_tuples(
+            &table(),
+            &[1],
+            &[vec![Value::Bytes(b"a".to_vec())], vec![Value::Null]],
+        )
+        .expect("sql");
+        assert_eq!(w, "(`email` = _utf8mb4 X'61') OR (`email` <=> NULL)");
+        let w = where_tuples(
+            &table(),
+            &[0, 1],
+            &[vec![Value::Int(1), Value::Bytes(b"a".to_vec())]],
+        )
+        .expect("sql");
+        assert_eq!(w, "(`id` = 1 AND `email` = _utf8mb4 X'61')");
         assert_eq!(where_tuples(&table(), &[0], &[]).expect("sql"), "1 = 0");
     }
 

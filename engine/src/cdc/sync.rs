@@ -2,8 +2,10 @@
 //! restarts from the durable checkpoint on transient failures, and the stop conditions (signal, caught up).
 
 use super::apply::{Applier, Mode};
-use super::event::Item;
+use super::ddl::Name;
+use super::event::{Item, Reshape};
 use super::position::Position;
+use super::scope::Scope;
 use super::stream::{BinlogReader, StartBy};
 use crate::codes;
 use crate::config::TaskConfig;
@@ -26,6 +28,9 @@ pub enum Control {
     Drain,
     /// Commit what is whole and stop now.
     Stop,
+    /// Commit what is whole and apply nothing more until asked to run (or drain, or stop) again; the reader
+    /// fills its bounded queue and waits. The copy takes no new chunk while paused.
+    Pause,
 }
 
 /// How one sync ended.
@@ -39,6 +44,9 @@ pub struct SyncReport {
     pub checkpoint: Option<Position>,
     pub restarts: u32,
     pub seconds: f64,
+    /// Seconds the applier waited for the binlog reader with nothing to apply (idle source, or a reader slower
+    /// than the applier).
+    pub reader_wait_s: f64,
     /// "drained" (caught up with the source) or "stopped".
     pub ended: &'static str,
 }
@@ -49,8 +57,20 @@ pub async fn run(
     source: &Server,
     destination: &Server,
     meta: &Meta,
-    tables: &[Table],
+    control: watch::Receiver<Control>,
+) -> Result<SyncReport> {
+    let throttle = std::sync::Arc::new(crate::throttle::Throttle::new(cfg.incremental.rates()));
+    run_throttled(cfg, source, destination, meta, control, throttle).await
+}
+
+/// `run` under a throttle the caller keeps (the admin endpoint changes its rates while sync runs).
+pub async fn run_throttled(
+    cfg: &TaskConfig,
+    source: &Server,
+    destination: &Server,
+    meta: &Meta,
     mut control: watch::Receiver<Control>,
+    throttle: std::sync::Arc<crate::throttle::Throttle>,
 ) -> Result<SyncReport> {
     let started = Instant::now();
     let mut report = SyncReport {
@@ -62,6 +82,7 @@ pub async fn run(
         checkpoint: None,
         restarts: 0,
         seconds: 0.0,
+        reader_wait_s: 0.0,
         ended: "stopped",
     };
     let heartbeat = if cfg.incremental.heartbeat {
@@ -73,20 +94,19 @@ pub async fn run(
     } else {
         None
     };
-    let window = Duration::from_secs(cfg.incremental.retry_window_s);
-    let mut failing_since: Option<Instant> = None;
-    let mut backoff = Duration::from_millis(250);
+    let mut retrier = crate::retry::Retrier::new(crate::retry::Windows::new(&cfg.retry));
     let mut target: Option<Position> = None;
+    let mut applied_before = 0u64;
     let result = loop {
         match attempt(
             cfg,
             source,
             destination,
             meta,
-            tables,
             &mut control,
             &mut target,
             &mut report,
+            &throttle,
         )
         .await
         {
@@ -95,17 +115,20 @@ pub async fn run(
                 break Ok(());
             }
             Err(e) if e.is_transient() => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= window {
-                    break Err(e.context(format!(
-                        "sync kept failing for {} s (retry window)",
-                        window.as_secs()
-                    )));
+                // An attempt that moved the checkpoint ends the failure episode before this one.
+                if report.transactions > applied_before {
+                    retrier.succeeded();
                 }
-                warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "sync interrupted; resuming from the checkpoint");
-                report.restarts += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                applied_before = report.transactions;
+                let shown = e.to_string();
+                match retrier.failed(e, "sync") {
+                    Ok(backoff) => {
+                        warn!(error = %shown, backoff_ms = backoff.as_millis() as u64, "sync interrupted; resuming from the checkpoint");
+                        report.restarts += 1;
+                        tokio::time::sleep(backoff).await;
+                    }
+                    Err(e) => break Err(e),
+                }
             }
             Err(e) => break Err(e),
         }
@@ -124,10 +147,10 @@ async fn attempt(
     source: &Server,
     destination: &Server,
     meta: &Meta,
-    tables: &[Table],
     control: &mut watch::Receiver<Control>,
     target: &mut Option<Position>,
     report: &mut SyncReport,
+    throttle: &crate::throttle::Throttle,
 ) -> Result<&'static str> {
     let dst_pool = destination.pool(Role::Write, 1);
     let mut conn = dst_pool.get_conn().await.ctx("destination")?;
@@ -165,15 +188,16 @@ async fn attempt(
     }
     drop(sconn);
 
+    let (scope, tracked) = tracked_tables(cfg, meta, &mut conn).await?;
     let by = match (&from, source.info.flavor) {
         (Position::MariaDb { gtid_list, .. }, Flavor::MariaDb) if !gtid_list.is_empty() => {
             StartBy::Gtid
         }
         _ => StartBy::FilePos,
     };
-    let mut reader = BinlogReader::open_by(source, &from, by, cfg.dump_server_id(), tables).await?;
+    let mut reader =
+        BinlogReader::open_by(source, &from, by, cfg.dump_server_id(), &tracked).await?;
     info!(from = %from, by = ?by, mode = if from.cmp_in_log(&p1)?.is_lt() { "catch-up" } else { "exact" }, "sync: reading the binlog");
-    let scope = scope_of(cfg);
     let mut applier = Applier::new(
         conn,
         meta.clone(),
@@ -181,15 +205,29 @@ async fn attempt(
         p1,
         cfg.incremental.batch_rows,
         scope,
+        &tracked,
+        state.ddl_pending.clone(),
+        cfg.schema.conflict_mode == crate::config::ConflictMode::IgnoreAndProceed,
+        crate::schema::model::NameMap::new(cfg),
     )
     .await?;
 
     // The reader runs ahead of the applier by at most `queue_items` items (a big transaction streams through).
+    // After a statement outside a transaction (DDL) it waits for the applier's shape changes, so the rows after
+    // it decode against the table as the statement left it.
     let (tx, mut rx) = mpsc::channel::<Result<Item>>(cfg.incremental.queue_items);
+    let (reshape_tx, mut reshape_rx) = mpsc::channel::<Vec<Reshape>>(1);
     let reader_task = tokio::spawn(async move {
         loop {
             let item = reader.next().await;
             let end = !matches!(item, Ok(Some(_)));
+            let ddl = matches!(
+                item,
+                Ok(Some(Item::Query {
+                    in_transaction: false,
+                    ..
+                }))
+            );
             let item = match item {
                 Ok(Some(i)) => Ok(i),
                 Ok(None) => Err(Error::Transient {
@@ -201,13 +239,26 @@ async fn attempt(
             if tx.send(item).await.is_err() || end {
                 return;
             }
+            if ddl {
+                // The applier answers every such statement (or is gone, and so is this task's purpose).
+                let Some(changes) = reshape_rx.recv().await else {
+                    return;
+                };
+                for c in changes {
+                    reader.decoder_mut().reshape(c);
+                }
+            }
         }
     });
 
     let outcome = apply_loop(
         source,
         &mut applier,
-        &mut rx,
+        Pipe {
+            items: &mut rx,
+            reshape: &reshape_tx,
+            throttle,
+        },
         control,
         target,
         &src_pool,
@@ -233,14 +284,21 @@ async fn attempt(
     outcome
 }
 
+/// The applier's ends of the channels to the reader (items in, shape changes back) and the rate items are taken at.
+struct Pipe<'a> {
+    items: &'a mut mpsc::Receiver<Result<Item>>,
+    reshape: &'a mpsc::Sender<Vec<Reshape>>,
+    throttle: &'a crate::throttle::Throttle,
+}
+
 async fn apply_loop(
     source: &Server,
     applier: &mut Applier,
-    rx: &mut mpsc::Receiver<Result<Item>>,
+    pipe: Pipe<'_>,
     control: &mut watch::Receiver<Control>,
     target: &mut Option<Position>,
     src_pool: &mysql_async::Pool,
-    report: &SyncReport,
+    report: &mut SyncReport,
 ) -> Result<&'static str> {
     let mut last_log = Instant::now();
     let mut logged = (applier.stats.transactions, applier.stats.rows);
@@ -249,6 +307,17 @@ async fn apply_loop(
         let asked = *control.borrow();
         match asked {
             Control::Stop => return Ok("stopped"),
+            Control::Pause => {
+                applier.commit().await?;
+                info!("sync paused");
+                while *control.borrow() == Control::Pause {
+                    if control.changed().await.is_err() {
+                        return Ok("stopped");
+                    }
+                }
+                info!("sync resumed");
+                continue;
+            }
             Control::Drain if target.is_none() => {
                 let mut c = src_pool.get_conn().await.ctx("source")?;
                 let p = Position::current(&mut c, source.info.flavor).await?;
@@ -257,13 +326,34 @@ async fn apply_loop(
             }
             _ => {}
         }
+        let starved = pipe.items.is_empty().then(Instant::now);
         tokio::select! {
-            item = rx.recv() => {
+            item = pipe.items.recv() => {
+                if let Some(since) = starved {
+                    report.reader_wait_s += since.elapsed().as_secs_f64();
+                }
                 let Some(item) = item else {
                     return Err(Error::Transient { detail: "binlog reader stopped".into(), mysql_errno: None });
                 };
-                let idle = rx.is_empty();
-                applier.apply(item?, idle).await?;
+                let item = item?;
+                if let Item::Rows { rows, .. } = &item {
+                    // Sizing every value is only worth it when a byte rate is set (the hot path otherwise).
+                    let bytes: u64 = if pipe.throttle.bytes.limited() {
+                        rows.iter()
+                            .flat_map(|(b, a)| b.iter().chain(a.iter()))
+                            .flat_map(|image| image.iter().map(crate::value::Value::size_bytes))
+                            .sum()
+                    } else {
+                        0
+                    };
+                    pipe.throttle.rows(rows.len() as u64, bytes).await;
+                }
+                let idle = pipe.items.is_empty();
+                if let Some(changes) = applier.apply(item, idle).await? {
+                    if pipe.reshape.send(changes).await.is_err() {
+                        return Err(Error::transient("binlog reader stopped"));
+                    }
+                }
             }
             _ = control.changed() => continue,
             _ = tokio::time::sleep(tick) => {
@@ -294,17 +384,49 @@ async fn apply_loop(
     }
 }
 
-/// The databases the task reads (DDL there matters).
-fn scope_of(cfg: &TaskConfig) -> Vec<String> {
-    let mut s: Vec<String> = cfg.objects.databases.clone();
-    for t in &cfg.objects.tables {
-        if let Some((db, _)) = t.split_once('.') {
-            if !s.iter().any(|x| x == db) {
-                s.push(db.to_string());
-            }
-        }
+/// The tracked tables and their shapes as of the checkpoint, from the metadata (recorded with P0, changed by
+/// every replicated DDL), and the scope DDL is judged against. None may be tracked yet: a database selected
+/// whole can be empty when the task starts.
+async fn tracked_tables(
+    cfg: &TaskConfig,
+    meta: &Meta,
+    conn: &mut mysql_async::Conn,
+) -> Result<(Scope, Vec<Table>)> {
+    let rows = meta.synced_tables(conn).await?;
+    let mut tables = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for r in rows.into_iter().filter(|r| r.state == "syncing") {
+        let shape = r.shape.ok_or_else(|| {
+            Error::definite(
+                &codes::META_CORRUPT,
+                format!("{}.{}: tracked without a stored shape", r.db, r.name),
+            )
+        })?;
+        names.insert(Name::new(&r.db, &r.name));
+        tables.push(shape);
     }
-    s
+    let names_map = crate::schema::model::NameMap::new(cfg);
+    let scope = Scope {
+        databases: cfg.objects.databases.iter().cloned().collect(),
+        tables: names,
+        follow_renames: cfg.incremental.follow_table_renames,
+        engine: cfg.schema.destination_engine.clone(),
+        exclude: cfg.objects.exclude.clone(),
+        include: cfg.objects.tables.clone(),
+        metadata_schema: cfg.metadata.schema.clone(),
+        reshaped: names_map
+            .tables_touched()
+            .into_iter()
+            .filter(|(d, t)| names_map.reshapes(d, t))
+            .map(|(d, t)| Name::new(&d, &t))
+            .collect(),
+        touched: names_map
+            .tables_touched()
+            .into_iter()
+            .map(|(_, t)| t.to_ascii_lowercase())
+            .collect(),
+    };
+    Ok((scope, tables))
 }
 
 /// Writes `NOW(6)` into the source's `<metadata>.heartbeat` every second, so the binlog moves on an idle source

@@ -44,7 +44,7 @@ pub async fn find(
         .iter()
         .map(|r| values_json(&sql::project(r, &key_pos)))
         .collect();
-    let all: Vec<usize> = (0..t.columns.len()).collect();
+    let present = t.present_columns();
     let mut out: Vec<Displaced> = Vec::new();
     let mut seen = HashSet::new();
     for u in &t.uniques {
@@ -59,11 +59,10 @@ pub async fn find(
         if tuples.is_empty() {
             continue;
         }
-        let q = sql::select_where(t, &all, &sql::where_tuples(t, &u.columns, &tuples)?);
+        let q = sql::select_where(t, &present, &sql::where_tuples(t, &u.columns, &tuples)?);
         let found: Vec<mysql_async::Row> = tx.exec(q, ()).await.ctx(t.display_name())?;
-        let col_refs: Vec<&crate::schema::model::Column> = t.columns.iter().collect();
         for r in found {
-            let row = super::plan::decode_row(r, &col_refs)?;
+            let row = super::plan::decode_present_row(r, t, &present)?;
             let k = sql::project(&row, &key);
             let kj = values_json(&k);
             if ours.contains(&kj) || !seen.insert(kj.clone()) {

@@ -81,7 +81,8 @@ pub fn range_where(table: &Table, lo: Option<&[Value]>, hi: Option<&[Value]>) ->
     })
 }
 
-fn key_order(table: &Table) -> String {
+/// The key columns as an ORDER BY list.
+pub fn key_order(table: &Table) -> String {
     table
         .key_columns()
         .iter()
@@ -90,7 +91,8 @@ fn key_order(table: &Table) -> String {
         .join(", ")
 }
 
-fn force_index(table: &Table) -> String {
+/// ` FORCE INDEX (<key>)`, or nothing for a keyless table.
+pub fn force_index(table: &Table) -> String {
     match &table.key {
         Some(k) => format!(" FORCE INDEX ({})", ident(&k.name)),
         None => String::new(),
@@ -98,6 +100,22 @@ fn force_index(table: &Table) -> String {
 }
 
 /// Reads the columns at `cols` of the rows in one chunk, in key order.
+/// A row read from the destination over `Table::present_columns`, laid out over all the table's columns (NULL
+/// where the destination has none), so key and unique indexes address it as they address source rows.
+pub fn decode_present_row(
+    row: mysql_async::Row,
+    t: &Table,
+    present: &[usize],
+) -> Result<Vec<Value>> {
+    let cols: Vec<&Column> = present.iter().map(|&i| &t.columns[i]).collect();
+    let values = decode_row(row, &cols)?;
+    let mut full = vec![Value::Null; t.columns.len()];
+    for (&i, v) in present.iter().zip(values) {
+        full[i] = v;
+    }
+    Ok(full)
+}
+
 pub fn select_chunk_sql(
     table: &Table,
     cols: &[usize],
@@ -158,6 +176,17 @@ pub async fn plan_table(
     chunk_rows: u64,
     ranges_max: usize,
 ) -> Result<Vec<Range>> {
+    plan_table_throttled(conn, table, chunk_rows, ranges_max, None).await
+}
+
+/// `plan_table`, each boundary query taken from `throttle`'s queries per second.
+pub async fn plan_table_throttled(
+    conn: &mut Conn,
+    table: &Table,
+    chunk_rows: u64,
+    ranges_max: usize,
+    throttle: Option<&crate::throttle::Throttle>,
+) -> Result<Vec<Range>> {
     if table.key.is_none() {
         return Ok(vec![Range { lo: None, hi: None }]);
     }
@@ -166,6 +195,9 @@ pub async fn plan_table(
     let mut lo: Option<Vec<Value>> = None;
     loop {
         let sql = boundary_sql(table, lo.as_deref(), chunk_rows)?;
+        if let Some(t) = throttle {
+            t.query().await;
+        }
         let row: Option<mysql_async::Row> = conn
             .exec_first(sql, ())
             .await
@@ -237,6 +269,7 @@ mod tests {
             engine: "InnoDB".into(),
             rows_estimate: 0,
             create_sql: String::new(),
+            omitted: Vec::new(),
         }
     }
 

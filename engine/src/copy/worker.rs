@@ -13,7 +13,7 @@ use crate::value::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, TxOpts};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, Mutex};
 use tracing::{debug, info, warn};
 
@@ -23,13 +23,30 @@ pub struct CopyOptions {
     pub chunk_rows: u64,
     /// Upper bound of one INSERT statement's size (further capped by the destination's max_allowed_packet).
     pub batch_bytes: usize,
-    /// Attempts per chunk for transient failures (deadlock, lost connection).
-    pub chunk_attempts: u32,
+    /// How long a chunk's transient failures (lost connection, deadlock) are retried (`[retry]`).
+    pub retry: crate::retry::Windows,
     /// Upper bound of chunks per table (the last chunk takes the rest).
     pub chunks_per_table_max: usize,
     /// Incremental follows (P0 is recorded): a destination row holding a chunk row's unique value under another
     /// key is a stale copy that catch-up re-creates, so it is parked instead of failing the chunk.
     pub park_displaced: bool,
+    /// Conflict mode ignore_and_proceed: a row whose key is already on the destination is kept as it is there.
+    pub keep_existing: bool,
+    /// `[mapping]` and `objects.columns`: rows are written under the destination's names.
+    pub names: crate::schema::model::NameMap,
+    /// `[full]` source_qps_max / rows_per_s_max / mb_per_s_max, shared by every worker and the planner.
+    pub throttle: std::sync::Arc<crate::throttle::Throttle>,
+    /// While it says `Pause`, workers take no new chunk (the chunk in hand commits).
+    pub control: Option<tokio::sync::watch::Receiver<crate::cdc::sync::Control>>,
+}
+
+/// How a chunk's rows are written (from `CopyOptions`).
+#[derive(Debug, Clone)]
+struct Writes {
+    park: bool,
+    keep_existing: bool,
+    names: std::sync::Arc<crate::schema::model::NameMap>,
+    throttle: std::sync::Arc<crate::throttle::Throttle>,
 }
 
 impl Default for CopyOptions {
@@ -38,9 +55,13 @@ impl Default for CopyOptions {
             workers: 4,
             chunk_rows: 10_000,
             batch_bytes: 4 << 20,
-            chunk_attempts: 5,
+            retry: crate::retry::Windows::new(&Default::default()),
             chunks_per_table_max: 1_000_000,
             park_displaced: false,
+            keep_existing: false,
+            names: Default::default(),
+            throttle: std::sync::Arc::new(crate::throttle::Throttle::new(Default::default())),
+            control: None,
         }
     }
 }
@@ -102,17 +123,30 @@ pub async fn run(
             progress.clone(),
             report.clone(),
         );
-        let attempts = opts.chunk_attempts.max(1);
-        let park = opts.park_displaced;
+        let windows = opts.retry;
+        let writes = Writes {
+            park: opts.park_displaced,
+            keep_existing: opts.keep_existing,
+            names: std::sync::Arc::new(opts.names.clone()),
+            throttle: opts.throttle.clone(),
+        };
+        let mut control = opts.control.clone();
         set.spawn(async move {
             loop {
                 let job = { rx.lock().await.recv().await };
                 let Some(job) = job else {
                     return Ok::<(), Error>(());
                 };
+                if let Some(c) = control.as_mut() {
+                    while *c.borrow() == crate::cdc::sync::Control::Pause {
+                        if c.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 debug!(worker = w, table = %job.table.display_name(), chunk = job.chunk_no, "copying chunk");
                 let rows = match copy_with_retries(
-                    &src_pool, &dst_pool, &meta, &job, batch_bytes, attempts, w, park,
+                    &src_pool, &dst_pool, &meta, &job, batch_bytes, windows, w, writes.clone(),
                 )
                 .await
                 {
@@ -153,11 +187,12 @@ pub async fn run(
             let chunks = match meta.chunks(&mut ctl, &t.db, &t.name).await? {
                 Some(c) => c,
                 None => {
-                    let ranges = plan::plan_table(
+                    let ranges = plan::plan_table_throttled(
                         &mut splan,
                         &t,
                         opts.chunk_rows,
                         opts.chunks_per_table_max,
+                        Some(&opts.throttle),
                     )
                     .await?;
                     let rows: Vec<ChunkRow> = ranges
@@ -270,20 +305,24 @@ async fn copy_with_retries(
     meta: &Meta,
     job: &Job,
     batch_bytes: usize,
-    attempts: u32,
+    windows: crate::retry::Windows,
     worker: usize,
-    park: bool,
+    writes: Writes,
 ) -> Result<u64> {
-    let mut delay = Duration::from_millis(200);
-    let mut attempt = 1;
+    let mut retrier = crate::retry::Retrier::new(windows);
+    let what = format!(
+        "copying {} chunk {}",
+        job.table.display_name(),
+        job.chunk_no
+    );
     loop {
-        match copy_chunk(src, dst, meta, job, batch_bytes, park).await {
+        match copy_chunk(src, dst, meta, job, batch_bytes, writes.clone()).await {
             Ok(rows) => return Ok(rows),
-            Err(e) if e.is_transient() && attempt < attempts => {
-                warn!(worker, table = %job.table.display_name(), chunk = job.chunk_no, attempt, error = %e, "retrying chunk");
+            Err(e) if e.is_transient() => {
+                let shown = e.to_string();
+                let delay = retrier.failed(e, &what)?;
+                warn!(worker, table = %job.table.display_name(), chunk = job.chunk_no, error = %shown, delay_ms = delay.as_millis() as u64, "retrying chunk");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-                attempt += 1;
             }
             Err(e) => {
                 return Err(e.context(format!(
@@ -303,26 +342,40 @@ async fn copy_chunk(
     meta: &Meta,
     job: &Job,
     batch_bytes: usize,
-    park: bool,
+    writes: Writes,
 ) -> Result<u64> {
+    let park = writes.park;
     let t = &job.table;
     let cols: Vec<usize> = t.writable_columns().map(|(i, _)| i).collect();
     let col_refs: Vec<&crate::schema::model::Column> =
         cols.iter().map(|&i| &t.columns[i]).collect();
     let sql = plan::select_chunk_sql(t, &cols, job.range.lo.as_deref(), job.range.hi.as_deref())?;
+    // Written under the destination's names (`[mapping]`); read and recorded under the source's.
+    let dest = t.mapped(&writes.names);
     let prefix = format!(
         "INSERT INTO {} ({}) VALUES ",
-        t.qualified(),
-        col_refs
-            .iter()
-            .map(|c| ident(&c.name))
+        dest.qualified(),
+        cols.iter()
+            .map(|&i| ident(&dest.columns[i].name))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // ignore_and_proceed: a duplicate key leaves the destination's row as it is (a no-op update of its key).
+    let dest_cols: Vec<&crate::schema::model::Column> =
+        cols.iter().map(|&i| &dest.columns[i]).collect();
+    let suffix = match (
+        writes.keep_existing,
+        dest.key_columns().first().or(dest_cols.first()),
+    ) {
+        (true, Some(k)) => format!(" ON DUPLICATE KEY UPDATE {0} = {0}", ident(&k.name)),
+        _ => String::new(),
+    };
 
     let mut dconn = Server::checkout(dst, "destination session for a chunk").await?;
     let mut tx = dconn.start_transaction(TxOpts::default()).await?;
     let mut sconn = Server::checkout(src, "source session for a chunk").await?;
+    let throttle = writes.throttle.clone();
+    throttle.query().await;
     let mut result = sconn.exec_iter(sql, ()).await?;
     let mut batch = String::with_capacity(batch_bytes.min(1 << 20));
     // The decoded rows of `batch`, kept to look for displaced rows if the insert hits a unique value.
@@ -330,6 +383,7 @@ async fn copy_chunk(
     let mut rows = 0u64;
     while let Some(row) = result.next().await? {
         let values = plan::decode_row(row, &col_refs)?;
+        let before = batch.len();
         batch.push_str(if batch.is_empty() { &prefix } else { "," });
         batch.push('(');
         for (i, (v, c)) in values.iter().zip(&col_refs).enumerate() {
@@ -339,38 +393,48 @@ async fn copy_chunk(
             v.write_literal(c, &mut batch)?;
         }
         batch.push(')');
+        throttle.rows(1, (batch.len() - before) as u64).await;
         held.push(values);
         rows += 1;
         if batch.len() >= batch_bytes {
-            insert_batch(&mut tx, meta, job, &cols, &batch, &held, park).await?;
+            batch.push_str(&suffix);
+            insert_batch(&mut tx, meta, job, &dest, &cols, &batch, &held, park).await?;
             batch.clear();
             held.clear();
         }
     }
     drop(result);
     if !batch.is_empty() {
-        insert_batch(&mut tx, meta, job, &cols, &batch, &held, park).await?;
+        batch.push_str(&suffix);
+        insert_batch(&mut tx, meta, job, &dest, &cols, &batch, &held, park).await?;
     }
     tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows))
         .await?;
+    if tx.affected_rows() != 1 {
+        // Fenced (or the plan is gone): the chunk's rows roll back with the transaction.
+        tx.rollback().await?;
+        return Err(meta.fenced_error(&mut dconn, "copying a chunk").await);
+    }
     tx.commit().await?;
+    crate::failpoint::hit(crate::failpoint::names::COPY_CHUNK_COMMITTED).await?;
     Ok(rows)
 }
 
 /// One multi-row INSERT of a chunk. A duplicate on a unique key other than the table's key means a row copied
 /// earlier holds a value the source has since moved to one of these rows (see `displace`): with incremental
 /// following, that row is parked and removed and the insert is tried once more; otherwise it is a coded error
-/// naming both rows.
+/// naming both rows. `t` is the table under its destination names.
+#[allow(clippy::too_many_arguments)]
 async fn insert_batch(
     tx: &mut mysql_async::Transaction<'_>,
     meta: &Meta,
     job: &Job,
+    t: &crate::schema::model::Table,
     cols: &[usize],
     batch: &str,
     held: &[Vec<Value>],
     park: bool,
 ) -> Result<()> {
-    let t = &job.table;
     let first = match tx.query_drop(batch).await {
         Ok(()) => return Ok(()),
         Err(e) => Error::from(e),

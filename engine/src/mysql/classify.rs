@@ -41,8 +41,33 @@ pub fn classify(errno: u16) -> Class {
         1064 | 1286 | 1115 | 1273 | 1235 | 1005 | 1067 | 1071 | 1170 | 1059 | 1166 => {
             Definite(&codes::SCH_CREATE_FAILED)
         }
+        // MariaDB ER_SLAVE_SAME_ID: a newer dump under our replica server_id made the source end ours.
+        4052 => Definite(&codes::CDC_REPLICA_ID_TAKEN),
         _ => Definite(&codes::SQL_OTHER),
     }
+}
+
+/// Errors a DDL statement gets when it already took effect: database exists (1007), table exists (1050) or is unknown (1051, 1146),
+/// duplicate column (1060) or key name (1061), multiple primary keys (1068), unknown column (1054), cannot drop a
+/// missing column or key (1091), key does not exist (1176), routine exists (1304) or does not (1305), trigger
+/// exists (1359), duplicate FK name (1826). Only meaningful for a statement being replayed.
+pub fn already_applied(errno: u16) -> bool {
+    matches!(
+        errno,
+        1007 | 1050
+            | 1051
+            | 1146
+            | 1060
+            | 1061
+            | 1068
+            | 1054
+            | 1091
+            | 1176
+            | 1304
+            | 1305
+            | 1359
+            | 1826
+    )
 }
 
 impl From<mysql_async::Error> for Error {

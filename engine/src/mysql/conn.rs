@@ -134,10 +134,30 @@ impl Server {
 
     /// A pool of at most `max_conns` sessions set up for `role`.
     pub fn pool(&self, role: Role, max_conns: usize) -> Pool {
+        self.pool_with(role, max_conns, true, &[])
+    }
+
+    /// A pool whose sessions are not reset when they return to it: for readers that issue many short queries and
+    /// leave no session state behind but their own settings (the reset costs a round trip, the role's setup
+    /// statements again, and the prepared statements; the verifier measured a third of its time in them).
+    /// `extra` statements run once per session after the role's own.
+    pub fn pool_kept(&self, role: Role, max_conns: usize, extra: &[&str]) -> Pool {
+        self.pool_with(role, max_conns, false, extra)
+    }
+
+    fn pool_with(&self, role: Role, max_conns: usize, reset: bool, extra: &[&str]) -> Pool {
         let constraints = PoolConstraints::new(0, max_conns.max(1)).unwrap_or_default();
+        let mut setup = setup_statements(role);
+        setup.extend(extra.iter().map(|s| s.to_string()));
         let opts = opts_for(&self.endpoint, self.use_tls)
-            .setup(setup_statements(role))
-            .pool_opts(PoolOpts::default().with_constraints(constraints));
+            .setup(setup)
+            // Writers check the rows each statement matched (an UPDATE that changes nothing still matched).
+            .client_found_rows(role == Role::Write)
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(reset),
+            );
         Pool::new(opts)
     }
 }

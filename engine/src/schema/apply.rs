@@ -17,12 +17,21 @@ use tracing::info;
 pub struct ApplyReport {
     pub created: Vec<String>,
     pub already_created: Vec<String>,
+    /// Objects that existed on the destination and are used as they are (ignore_and_proceed).
+    pub adopted: Vec<String>,
 }
 
 /// Databases, tables (with FKs), functions, procedures and views.
-pub async fn pre_data(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Result<ApplyReport> {
+pub async fn pre_data(
+    conn: &mut Conn,
+    meta: &Meta,
+    schema: &SourceSchema,
+    adopt: bool,
+) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
-    check_conflicts(conn, meta, schema).await?;
+    if !adopt {
+        check_conflicts(conn, meta, schema).await?;
+    }
     for db in &schema.databases {
         conn.query_drop(format!(
             "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET {} COLLATE {}",
@@ -34,10 +43,10 @@ pub async fn pre_data(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Re
         .map_err(|e| create_failed(e, &format!("database {}", db.name)))?;
     }
     for t in &schema.tables {
-        create_one(conn, meta, Item::Table(t), &mut report).await?;
+        create_one(conn, meta, Item::Table(t), &mut report, adopt).await?;
     }
     for o in schema.objects.iter().filter(|o| !o.kind.is_post_data()) {
-        create_one(conn, meta, Item::Object(o), &mut report).await?;
+        create_one(conn, meta, Item::Object(o), &mut report, adopt).await?;
     }
     Ok(report)
 }
@@ -46,7 +55,7 @@ pub async fn pre_data(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Re
 pub async fn post_data(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
     for o in schema.objects.iter().filter(|o| o.kind.is_post_data()) {
-        create_one(conn, meta, Item::Object(o), &mut report).await?;
+        create_one(conn, meta, Item::Object(o), &mut report, false).await?;
     }
     Ok(report)
 }
@@ -57,6 +66,27 @@ const CONFLICTS_LISTED_MAX: usize = 20;
 /// Refuses, before anything is written, when any object the task would create (post-data ones included) already
 /// exists on the destination without this task having created it. Existing databases are adopted.
 async fn check_conflicts(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) -> Result<()> {
+    let (total, found) = conflicts(conn, meta, schema, true).await?;
+    if total == 0 {
+        return Ok(());
+    }
+    Err(Error::definite(
+        &codes::SCH_NAME_CONFLICT,
+        format!(
+            "{}; no object was created",
+            describe_conflicts(total, &found)
+        ),
+    ))
+}
+
+/// The objects the task would create that exist on the destination and were not created by it: how many, and
+/// the first few as `kind db.name`. `has_meta`: the task's metadata schema exists (else nothing is the task's).
+pub async fn conflicts(
+    conn: &mut Conn,
+    meta: &Meta,
+    schema: &SourceSchema,
+    has_meta: bool,
+) -> Result<(usize, Vec<String>)> {
     let items = schema
         .tables
         .iter()
@@ -71,7 +101,7 @@ async fn check_conflicts(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) ->
     let mut total = 0usize;
     for (kind, db, name) in items {
         if exists(conn, kind, db, name).await?
-            && meta.object_state(conn, kind, db, name).await?.is_none()
+            && (!has_meta || meta.object_state(conn, kind, db, name).await?.is_none())
         {
             total += 1;
             if found.len() < CONFLICTS_LISTED_MAX {
@@ -79,21 +109,20 @@ async fn check_conflicts(conn: &mut Conn, meta: &Meta, schema: &SourceSchema) ->
             }
         }
     }
-    if total == 0 {
-        return Ok(());
-    }
+    Ok((total, found))
+}
+
+/// `N object(s) exist on the destination and were not created by this task: a, b and K more`.
+pub fn describe_conflicts(total: usize, found: &[String]) -> String {
     let more = if total > found.len() {
         format!(" and {} more", total - found.len())
     } else {
         String::new()
     };
-    Err(Error::definite(
-        &codes::SCH_NAME_CONFLICT,
-        format!(
-            "{total} object(s) exist on the destination and were not created by this task: {}{more}; no object was created",
-            found.join(", ")
-        ),
-    ))
+    format!(
+        "{total} object(s) exist on the destination and were not created by this task: {}{more}",
+        found.join(", ")
+    )
 }
 
 /// One thing to create.
@@ -107,6 +136,7 @@ async fn create_one(
     meta: &Meta,
     item: Item<'_>,
     report: &mut ApplyReport,
+    adopt: bool,
 ) -> Result<()> {
     let (kind, db, name) = match &item {
         Item::Table(t) => (ObjectKind::Table, t.db.as_str(), t.name.as_str()),
@@ -122,6 +152,18 @@ async fn create_one(
                     .await?;
             }
             report.already_created.push(label);
+            return Ok(());
+        }
+        (Some("adopted"), true) => {
+            report.already_created.push(label);
+            return Ok(());
+        }
+        (_, true) if adopt => {
+            // ignore_and_proceed: the destination's object is used as it is.
+            meta.set_object_state(conn, kind, db, name, "adopted")
+                .await?;
+            info!(object = %label, "adopted (exists on the destination)");
+            report.adopted.push(label);
             return Ok(());
         }
         (_, true) => {

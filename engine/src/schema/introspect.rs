@@ -3,7 +3,7 @@
 use super::model::*;
 use super::rewrite;
 use crate::codes;
-use crate::config::{is_system_schema, Objects};
+use crate::config::{is_pattern, is_system_schema, Objects};
 use crate::error::{Error, Result, ResultExt};
 use crate::mysql::quote;
 use mysql_async::prelude::Queryable;
@@ -42,21 +42,32 @@ fn named(row: &Row, name: &str) -> Option<String> {
 /// Reads everything the selection names. With whole databases selected, views, routines, triggers and events
 /// come along; with single tables, only those tables.
 pub async fn read(conn: &mut Conn, objects: &Objects, meta_schema: &str) -> Result<SourceSchema> {
+    read_with(conn, objects, meta_schema, false).await
+}
+
+/// What a task migrates: `read_with` over its selection, then the objects that use tables its `[mapping]` or
+/// `objects.columns` renames or reshapes left out (`SourceSchema::left_out`).
+pub async fn read_task(
+    conn: &mut Conn,
+    cfg: &crate::config::TaskConfig,
+    missing_ok: bool,
+) -> Result<SourceSchema> {
+    let mut schema = read_with(conn, &cfg.objects, &cfg.metadata.schema, missing_ok).await?;
+    schema.leave_out_reshaped(&NameMap::new(cfg));
+    Ok(schema)
+}
+
+/// As `read`; with `missing_ok`, a selected table that is gone is noted in `skipped` instead of failing (a task
+/// in its incremental phase may have seen the table renamed or dropped through the binlog).
+pub async fn read_with(
+    conn: &mut Conn,
+    objects: &Objects,
+    meta_schema: &str,
+    missing_ok: bool,
+) -> Result<SourceSchema> {
     let mut schema = SourceSchema::default();
-    let mut per_db: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
-    for db in &objects.databases {
-        per_db.insert(db.clone(), None);
-    }
-    for t in &objects.tables {
-        if let Some((db, name)) = t.split_once('.') {
-            if let Some(set) = per_db
-                .entry(db.to_string())
-                .or_insert_with(|| Some(BTreeSet::new()))
-            {
-                set.insert(name.to_string());
-            }
-        }
-    }
+    let per_db = expand_selection(conn, objects, meta_schema, missing_ok).await?;
+    let names = NameMap::from_parts(&Default::default(), &objects.columns);
     for (db, only_tables) in &per_db {
         if is_system_schema(db) || db == meta_schema {
             continue;
@@ -84,6 +95,12 @@ pub async fn read(conn: &mut Conn, objects: &Objects, meta_schema: &str) -> Resu
         if let Some(only) = only_tables {
             for name in only {
                 if !tables.iter().any(|t| &t.name == name) {
+                    if missing_ok {
+                        schema
+                            .skipped
+                            .push(format!("{db}.{name}: no longer on the source"));
+                        continue;
+                    }
                     return Err(Error::definite(
                         &codes::SCH_NOT_FOUND,
                         format!("table `{db}`.`{name}` does not exist on the source"),
@@ -91,12 +108,156 @@ pub async fn read(conn: &mut Conn, objects: &Objects, meta_schema: &str) -> Resu
                 }
             }
         }
-        schema.tables.extend(tables);
+        for mut t in tables {
+            if let Some(kept) = names.kept_columns(&t.db, &t.name) {
+                t.omitted = t
+                    .columns
+                    .iter()
+                    .filter(|c| !kept.contains(&c.name.to_ascii_lowercase()))
+                    .map(|c| c.name.clone())
+                    .collect();
+            }
+            if objects.excluded(&t.db, &t.name) {
+                schema
+                    .skipped
+                    .push(format!("{}: excluded by objects.exclude", t.display_name()));
+            } else {
+                schema.tables.push(t);
+            }
+        }
         if only_tables.is_none() {
-            read_objects(conn, db, &mut schema.objects).await?;
+            let mut found = Vec::new();
+            read_objects(conn, db, &mut found).await?;
+            for o in found {
+                let on_excluded = o.kind == ObjectKind::Trigger
+                    && crate::cdc::ddl::trigger_table(&o.create_sql, &o.db)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|t| objects.excluded(&t.db, &t.name));
+                if objects.excluded(&o.db, &o.name) || on_excluded {
+                    schema.skipped.push(format!(
+                        "{} {}.{}: excluded by objects.exclude",
+                        o.kind.as_str(),
+                        o.db,
+                        o.name
+                    ));
+                } else {
+                    schema.objects.push(o);
+                }
+            }
         }
     }
     Ok(schema)
+}
+
+/// The selection with its patterns resolved against the source: database -> None (the whole database) or the
+/// tables selected in it. A pattern that matches nothing is an error (a typo would otherwise select nothing),
+/// except for a task past its copy (`missing_ok`), where the binlog may have taken the tables away.
+async fn expand_selection(
+    conn: &mut Conn,
+    objects: &Objects,
+    meta_schema: &str,
+    missing_ok: bool,
+) -> Result<BTreeMap<String, Option<BTreeSet<String>>>> {
+    let patterned = objects
+        .databases
+        .iter()
+        .chain(objects.tables.iter())
+        .any(|p| is_pattern(p));
+    let all_dbs: Vec<String> = if patterned {
+        conn.query::<String, _>(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME",
+        )
+        .await
+        .ctx("listing databases")?
+        .into_iter()
+        .filter(|d| !is_system_schema(d) && d != meta_schema)
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let not_found = |what: String| Error::definite(&codes::SCH_NOT_FOUND, what);
+    let mut per_db: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+    for p in &objects.databases {
+        if !is_pattern(p) {
+            per_db.insert(p.clone(), None);
+            continue;
+        }
+        let m = wildmatch::WildMatch::new(p);
+        let hits: Vec<&String> = all_dbs.iter().filter(|d| m.matches(d)).collect();
+        if hits.is_empty() && !missing_ok {
+            return Err(not_found(format!(
+                "objects.databases pattern `{p}` matches no database on the source"
+            )));
+        }
+        for d in hits {
+            per_db.insert(d.clone(), None);
+        }
+    }
+    for entry in &objects.tables {
+        let Some((dbp, tp)) = entry.split_once('.') else {
+            continue;
+        };
+        let dbs: Vec<String> = if is_pattern(dbp) {
+            let m = wildmatch::WildMatch::new(dbp);
+            all_dbs.iter().filter(|d| m.matches(d)).cloned().collect()
+        } else {
+            vec![dbp.to_string()]
+        };
+        let mut found = false;
+        for db in dbs {
+            if matches!(per_db.get(&db), Some(None)) {
+                found = true; // selected whole already
+                continue;
+            }
+            let names: Vec<String> = if is_pattern(tp) {
+                let m = wildmatch::WildMatch::new(tp);
+                conn.exec::<String, _, _>(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+                     AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                    (&db,),
+                )
+                .await
+                .ctx(format!("listing tables of {db}"))?
+                .into_iter()
+                .filter(|t| m.matches(t))
+                .collect()
+            } else {
+                vec![tp.to_string()]
+            };
+            found |= !names.is_empty();
+            if let Some(set) = per_db.entry(db).or_insert_with(|| Some(BTreeSet::new())) {
+                set.extend(names);
+            }
+        }
+        if !found && is_pattern(entry) && !missing_ok {
+            return Err(not_found(format!(
+                "objects.tables pattern `{entry}` matches no table on the source"
+            )));
+        }
+    }
+    per_db.retain(|_, v| v.as_ref().is_none_or(|s| !s.is_empty()));
+    Ok(per_db)
+}
+
+/// The shapes of the named tables as `conn`'s server has them (missing tables are left out).
+pub async fn read_table_shapes(
+    conn: &mut Conn,
+    names: &[crate::cdc::ddl::Name],
+) -> Result<Vec<Table>> {
+    let mut per_db: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for n in names {
+        per_db
+            .entry(n.db.as_str())
+            .or_default()
+            .insert(n.name.clone());
+    }
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for (db, set) in per_db {
+        out.extend(read_tables(conn, db, Some(&set), &mut skipped).await?);
+    }
+    Ok(out)
 }
 
 async fn read_tables(
@@ -241,6 +402,7 @@ async fn read_tables(
             engine,
             rows_estimate,
             create_sql,
+            omitted: Vec::new(),
         });
     }
     Ok(tables)

@@ -1,9 +1,9 @@
 //! The schema objects ferry migrates, as plain data read from the source.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A column as information_schema describes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     /// information_schema DATA_TYPE, lowercase (`int`, `varchar`, `json`, ...).
@@ -18,7 +18,7 @@ pub struct Column {
 }
 
 /// The key ferry chunks and compares a table by: the PRIMARY KEY, or a unique key over NOT NULL columns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Key {
     pub name: String,
     /// Indexes into `Table::columns`.
@@ -26,7 +26,7 @@ pub struct Key {
 }
 
 /// A base table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Table {
     pub db: String,
     pub name: String,
@@ -43,6 +43,10 @@ pub struct Table {
     pub rows_estimate: u64,
     /// SHOW CREATE TABLE output.
     pub create_sql: String,
+    /// Columns the destination's table does not have (conflict mode ignore_and_proceed with an existing table of
+    /// another shape): read from the source, never written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<String>,
 }
 
 /// A foreign key of another table that follows this table's rows on delete or update.
@@ -79,7 +83,76 @@ impl FkRule {
     }
 }
 
+pub use super::names::NameMap;
+
 impl Table {
+    /// The table as it is on the destination under `names`: database, table, columns (and its followers') renamed,
+    /// unique keys and followers over columns the destination leaves out dropped, and its CREATE statement
+    /// reshaped to match (`reshape::create_table`, then database qualifiers by `rewrite::map_databases`). The
+    /// precheck (FERRY-PRE-016) refuses a task whose reshape fails, so the fallback to the source's statement is
+    /// never used by a task that runs.
+    pub fn mapped(&self, names: &NameMap) -> Table {
+        if names.is_empty() {
+            return self.clone();
+        }
+        let (db, name) = (self.db.as_str(), self.name.as_str());
+        let mut t = self.clone();
+        t.db = names.db(db).to_string();
+        t.name = names.table(db, name).to_string();
+        for c in &mut t.columns {
+            c.name = names.column(db, name, &c.name).to_string();
+        }
+        for c in &mut t.omitted {
+            *c = names.column(db, name, c).to_string();
+        }
+        let dropped = |i: &usize| names.drops(db, name, &self.columns[*i].name);
+        t.uniques.retain(|k| !k.columns.iter().any(dropped));
+        t.followers.retain(|f| {
+            !f.referenced.iter().any(dropped)
+                && !f.columns.iter().any(|c| names.drops(&f.db, &f.table, c))
+        });
+        for f in &mut t.followers {
+            for c in f.columns.iter_mut().chain(f.keep.iter_mut()) {
+                *c = names.column(&f.db, &f.table, c).to_string();
+            }
+            f.table = names.table(&f.db, &f.table).to_string();
+            f.db = names.db(&f.db).to_string();
+        }
+        t.create_sql = super::reshape::create_table(&self.create_sql, db, name, names)
+            .and_then(|s| super::rewrite::map_databases(&s, names.databases()))
+            .unwrap_or(t.create_sql);
+        t
+    }
+
+    /// The table with only the columns the destination has (`omitted` left out, key indexes renumbered): what
+    /// the verifier reads and compares on both sides.
+    pub fn compared(&self) -> Table {
+        if self.omitted.is_empty() {
+            return self.clone();
+        }
+        let keep: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| !self.omitted.contains(&self.columns[i].name))
+            .collect();
+        let renumber = |k: &Key| -> Option<Key> {
+            let columns = k
+                .columns
+                .iter()
+                .map(|i| keep.iter().position(|j| j == i))
+                .collect::<Option<Vec<usize>>>()?;
+            Some(Key {
+                name: k.name.clone(),
+                columns,
+            })
+        };
+        let mut t = self.clone();
+        t.columns = keep.iter().map(|&i| self.columns[i].clone()).collect();
+        t.key = self.key.as_ref().and_then(renumber);
+        t.uniques = self.uniques.iter().filter_map(renumber).collect();
+        t.followers.clear();
+        t.omitted.clear();
+        t
+    }
+
     /// Some child rows change when a row of this table is deleted.
     pub fn cascades_on_delete(&self) -> bool {
         self.followers
@@ -108,12 +181,20 @@ impl Table {
         format!("{}.{}", self.db, self.name)
     }
 
-    /// Columns that are written on insert (generated columns are computed by the destination).
+    /// Columns that are written on insert (generated columns are computed by the destination; omitted ones are
+    /// not on it).
     pub fn writable_columns(&self) -> impl Iterator<Item = (usize, &Column)> {
         self.columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| !c.generated)
+            .filter(|(_, c)| !c.generated && !self.omitted.contains(&c.name))
+    }
+
+    /// Indexes of the columns the destination's table has (all but `omitted`), for reading rows back from it.
+    pub fn present_columns(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&i| !self.omitted.contains(&self.columns[i].name))
+            .collect()
     }
 
     pub fn key_columns(&self) -> Vec<&Column> {
@@ -169,6 +250,17 @@ pub struct Object {
     pub time_zone: Option<String>,
 }
 
+impl Object {
+    /// The object as created on the destination (see `Table::mapped`).
+    pub fn mapped(&self, names: &NameMap) -> Object {
+        let mut o = self.clone();
+        o.db = names.db(&self.db).to_string();
+        o.create_sql = super::rewrite::map_databases(&self.create_sql, names.databases())
+            .unwrap_or(o.create_sql);
+        o
+    }
+}
+
 /// A database with its defaults.
 #[derive(Debug, Clone, Serialize)]
 pub struct Database {
@@ -186,9 +278,62 @@ pub struct SourceSchema {
     pub objects: Vec<Object>,
     /// Things seen but not migrated, with the reason (sequences, system-versioned tables, ...).
     pub skipped: Vec<String>,
+    /// Views, routines, triggers and events left out because they use tables the task renames or reshapes
+    /// (FERRY-PRE-017), as `kind db.name`.
+    #[serde(default)]
+    pub left_out: Vec<String>,
 }
 
 impl SourceSchema {
+    /// The schema with every name as it is on the destination (`[mapping]`, `objects.columns`).
+    pub fn mapped(&self, names: &NameMap) -> SourceSchema {
+        if names.is_empty() {
+            return self.clone();
+        }
+        SourceSchema {
+            databases: self
+                .databases
+                .iter()
+                .map(|d| Database {
+                    name: names.db(&d.name).to_string(),
+                    ..d.clone()
+                })
+                .collect(),
+            tables: self.tables.iter().map(|t| t.mapped(names)).collect(),
+            objects: self.objects.iter().map(|o| o.mapped(names)).collect(),
+            skipped: self.skipped.clone(),
+            left_out: self.left_out.clone(),
+        }
+    }
+
+    /// Leaves out the objects whose text names a table `names` renames or reshapes (or that are triggers on one):
+    /// their bodies use the source's table and column names, which the destination does not have.
+    pub fn leave_out_reshaped(&mut self, names: &NameMap) {
+        let touched = names.tables_touched();
+        if touched.is_empty() {
+            return;
+        }
+        let mut names: std::collections::BTreeSet<String> = touched
+            .iter()
+            .map(|(_, t)| t.to_ascii_lowercase())
+            .collect();
+        // An object using one left out goes too (a view over such a view, a procedure reading it): to a fixpoint.
+        loop {
+            let (out, keep): (Vec<Object>, Vec<Object>) = std::mem::take(&mut self.objects)
+                .into_iter()
+                .partition(|o| super::reshape::mentions(&o.create_sql, &names));
+            self.objects = keep;
+            if out.is_empty() {
+                return;
+            }
+            for o in out {
+                names.insert(o.name.to_ascii_lowercase());
+                self.left_out
+                    .push(format!("{} {}.{}", o.kind.as_str(), o.db, o.name));
+            }
+        }
+    }
+
     pub fn count(&self, kind: ObjectKind) -> usize {
         match kind {
             ObjectKind::Database => self.databases.len(),

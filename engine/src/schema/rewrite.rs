@@ -9,12 +9,12 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Tokens with byte ranges into the statement.
-struct Tokens {
-    toks: Vec<(Token, usize, usize)>,
+pub(super) struct Tokens {
+    pub(super) toks: Vec<(Token, usize, usize)>,
 }
 
 impl Tokens {
-    fn new(sql: &str) -> Result<Tokens> {
+    pub(super) fn new(sql: &str) -> Result<Tokens> {
         let dialect = MySqlDialect {};
         let spans: Vec<TokenWithSpan> = Tokenizer::new(&dialect, sql)
             .tokenize_with_location()
@@ -38,7 +38,7 @@ impl Tokens {
     }
 
     /// Index of the next non-whitespace token at or after `i`.
-    fn next_solid(&self, mut i: usize) -> Option<usize> {
+    pub(super) fn next_solid(&self, mut i: usize) -> Option<usize> {
         while i < self.toks.len() {
             if !matches!(self.toks[i].0, Token::Whitespace(_)) {
                 return Some(i);
@@ -48,14 +48,26 @@ impl Tokens {
         None
     }
 
-    fn is_word(&self, i: usize, w: &str) -> bool {
+    pub(super) fn is_word(&self, i: usize, w: &str) -> bool {
         matches!(&self.toks[i].0, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
     }
 
     /// First unquoted word among `words`, at top level before the body.
-    fn find_word(&self, words: &[&str]) -> Option<usize> {
+    pub(super) fn find_word(&self, words: &[&str]) -> Option<usize> {
         (0..self.toks.len()).find(|&i| words.iter().any(|w| self.is_word(i, w)))
     }
+}
+
+/// The statement's tokens without whitespace and comments (for classifying a statement, not rewriting it).
+pub fn solid_tokens(sql: &str) -> Result<Vec<Token>> {
+    let dialect = MySqlDialect {};
+    let toks = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| Error::definite(&codes::CDC_DDL, format!("cannot tokenize statement: {e}")))?;
+    Ok(toks
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
+        .collect())
 }
 
 fn line_starts(sql: &str) -> Vec<usize> {
@@ -79,7 +91,7 @@ fn offset(sql: &str, lines: &[usize], loc: Location) -> usize {
 }
 
 /// Applies byte-range replacements (non-overlapping, any order).
-fn splice(sql: &str, mut edits: Vec<(usize, usize, String)>) -> String {
+pub(super) fn splice(sql: &str, mut edits: Vec<(usize, usize, String)>) -> String {
     edits.sort_by_key(|e| e.0);
     let mut out = String::with_capacity(sql.len());
     let mut at = 0;
@@ -193,6 +205,84 @@ pub fn disable_event(sql: &str) -> Result<String> {
     ))
 }
 
+/// A statement with every database qualifier (`` `db`. ``, `db.`) of a mapped database renamed; everything else
+/// kept byte for byte. Unqualified names stay unqualified (they resolve in the statement's default database).
+pub fn map_databases(
+    sql: &str,
+    map: &std::collections::BTreeMap<String, String>,
+) -> Result<String> {
+    if map.is_empty() {
+        return Ok(sql.to_string());
+    }
+    let t = Tokens::new(sql)?;
+    let mut edits = Vec::new();
+    for i in 0..t.toks.len() {
+        let Token::Word(w) = &t.toks[i].0 else {
+            continue;
+        };
+        if t.toks.get(i + 1).map(|x| &x.0) != Some(&Token::Period) {
+            continue;
+        }
+        // `a.b.c` is db.table.column; `a.b` may be table.column: only a mapped database name is renamed, and only
+        // where a name follows the period.
+        let Some(to) = map.get(&w.value) else {
+            continue;
+        };
+        if !matches!(
+            t.toks.get(i + 2).map(|x| &x.0),
+            Some(Token::Word(_)) | Some(Token::Mul)
+        ) {
+            continue;
+        }
+        let quoted = crate::mysql::quote::ident(to);
+        let text = if w.quote_style.is_some() {
+            quoted
+        } else {
+            to.clone()
+        };
+        edits.push((t.toks[i].1, t.toks[i].2, text));
+    }
+    Ok(splice(sql, edits))
+}
+
+/// A CREATE or ALTER TABLE statement with every `ENGINE = x` (the table's and its partitions') set to `engine`;
+/// a CREATE TABLE without one gets it appended.
+pub fn set_engine(sql: &str, engine: &str) -> Result<String> {
+    let t = Tokens::new(sql)?;
+    let mut edits = Vec::new();
+    for i in 0..t.toks.len() {
+        if !t.is_word(i, "ENGINE") {
+            continue;
+        }
+        let Some(eq) = t.next_solid(i + 1) else {
+            continue;
+        };
+        let value = if t.toks[eq].0 == Token::Eq {
+            t.next_solid(eq + 1)
+        } else {
+            Some(eq)
+        };
+        if let Some(v) = value.filter(|&v| matches!(t.toks[v].0, Token::Word(_))) {
+            edits.push((t.toks[v].1, t.toks[v].2, engine.to_string()));
+        }
+    }
+    if edits.is_empty() {
+        let create_table = t
+            .toks
+            .iter()
+            .filter(|x| !matches!(x.0, Token::Whitespace(_)))
+            .take(3)
+            .filter(|x| matches!(&x.0, Token::Word(w) if w.value.eq_ignore_ascii_case("TABLE")))
+            .count()
+            > 0;
+        if create_table && t.is_word(t.next_solid(0).unwrap_or(0), "CREATE") {
+            return Ok(format!("{} ENGINE={engine}", sql.trim_end()));
+        }
+        return Ok(sql.to_string());
+    }
+    Ok(splice(sql, edits))
+}
+
 /// The statement that creates `o` on the destination.
 pub fn destination_sql(o: &Object) -> Result<String> {
     let sql = strip_definer(&o.create_sql)?;
@@ -257,6 +347,56 @@ pub fn order_views(views: Vec<Object>) -> Result<Vec<Object>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_qualifiers_are_mapped() {
+        let map: std::collections::BTreeMap<String, String> =
+            [("shop".to_string(), "shop_v2".to_string())].into();
+        assert_eq!(
+            map_databases("CREATE VIEW `shop`.`v` AS select `shop`.`t`.`a` AS `a` from `shop`.`t` join other.x", &map).expect("sql"),
+            "CREATE VIEW `shop_v2`.`v` AS select `shop_v2`.`t`.`a` AS `a` from `shop_v2`.`t` join other.x"
+        );
+        assert_eq!(
+            map_databases(
+                "ALTER TABLE shop.t ADD c INT COMMENT 'shop.t', ADD KEY (c)",
+                &map
+            )
+            .expect("sql"),
+            "ALTER TABLE shop_v2.t ADD c INT COMMENT 'shop.t', ADD KEY (c)"
+        );
+        assert_eq!(
+            map_databases("GRANT ALL ON shop.* TO u", &map).expect("sql"),
+            "GRANT ALL ON shop_v2.* TO u"
+        );
+    }
+
+    #[test]
+    fn engines_are_set_on_the_table_and_its_partitions() {
+        insta::assert_snapshot!(
+            set_engine("CREATE TABLE `t` (\n  `engine` int\n) ENGINE=MyISAM DEFAULT CHARSET=utf8mb4 COMMENT='ENGINE=x'", "InnoDB").expect("sql"),
+            @r"
+        CREATE TABLE `t` (
+          `engine` int
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='ENGINE=x'
+        "
+        );
+        assert_eq!(
+            set_engine("CREATE TABLE p (a int) ENGINE=Aria PARTITION BY RANGE (a) (PARTITION p0 VALUES LESS THAN (10) ENGINE = Aria)", "InnoDB").expect("sql"),
+            "CREATE TABLE p (a int) ENGINE=InnoDB PARTITION BY RANGE (a) (PARTITION p0 VALUES LESS THAN (10) ENGINE = InnoDB)"
+        );
+        assert_eq!(
+            set_engine("CREATE TABLE x (a int)", "InnoDB").expect("sql"),
+            "CREATE TABLE x (a int) ENGINE=InnoDB"
+        );
+        assert_eq!(
+            set_engine("ALTER TABLE x ENGINE MyISAM", "InnoDB").expect("sql"),
+            "ALTER TABLE x ENGINE InnoDB"
+        );
+        assert_eq!(
+            set_engine("ALTER TABLE x ADD c INT", "InnoDB").expect("sql"),
+            "ALTER TABLE x ADD c INT"
+        );
+    }
 
     #[test]
     fn definer_forms_are_removed() {

@@ -198,6 +198,41 @@ enum Cmd {
         #[command(subcommand)]
         command: SimCmd,
     },
+    /// Measure ferry side by side with the tools a user would pick instead (mariadb-dump, mydumper/myloader,
+    /// OUTFILE + LOAD DATA, native replication, pt-table-sync) on two throwaway servers: a markdown table
+    /// (medians of --runs), report.json and ratios.svg in --out.
+    Bench {
+        /// sysbench-shaped tables (sbtest1..N).
+        #[arg(long, default_value_t = 8)]
+        tables: usize,
+        /// Rows per table.
+        #[arg(long, default_value_t = 250_000)]
+        rows: u64,
+        /// Runs per contender; each figure is their median (min and max shown).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Threads of every parallel contender.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Row events of the apply backlog.
+        #[arg(long, default_value_t = 200_000)]
+        backlog_events: u64,
+        /// Seconds of steady write load for the lag section.
+        #[arg(long, default_value_t = 30)]
+        lag_s: u64,
+        /// Write transactions per second of that load (four row events each).
+        #[arg(long, default_value_t = 250)]
+        lag_tps: u64,
+        /// Seconds each throttle knob is measured over.
+        #[arg(long, default_value_t = 20)]
+        throttle_window_s: u64,
+        /// Sections to run, comma-separated: copy, apply, lag, verify, throttle (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Folder for report.md, report.json and ratios.svg.
+        #[arg(long, default_value = "target/ferry-bench")]
+        out: PathBuf,
+    },
     /// Start two throwaway servers, build a demo shop database, migrate it, verify it, stop the servers.
     Demo {
         /// Leave the servers running and print their URLs.
@@ -547,6 +582,55 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                     println!("warning {} at {}: {}", w.code, w.at_position, w.detail);
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench {
+            tables,
+            rows,
+            runs,
+            threads,
+            backlog_events,
+            lag_s,
+            lag_tps,
+            throttle_window_s,
+            only,
+            out,
+        } => {
+            let mut sections = Vec::new();
+            for name in &only {
+                let Some(s) = ferry_bench::Section::parse(name) else {
+                    return Err(Error::definite(
+                        &ferry_engine::codes::CFG_BAD_VALUE,
+                        format!("ferry bench --only: no section `{name}` (copy, apply, lag, verify, throttle)"),
+                    ));
+                };
+                sections.push(s);
+            }
+            let opts = ferry_bench::Options {
+                tables,
+                rows_per_table: rows,
+                runs,
+                threads,
+                backlog_events,
+                lag_window_s: lag_s,
+                lag_tps,
+                throttle_window_s,
+                sections: if sections.is_empty() {
+                    ferry_bench::Section::ALL.to_vec()
+                } else {
+                    sections
+                },
+                out: out.clone(),
+                ferry: std::env::current_exe()
+                    .map_err(|e| ferry_bench::setup(format!("the ferry binary's path: {e}")))?,
+            };
+            let report = ferry_bench::run(&opts).await?;
+            println!("{}", report.markdown());
+            println!(
+                "report.md, report.json and ratios.svg in {} ({:.0} s)",
+                out.display(),
+                report.seconds
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { keep, scale } => demo(keep, scale).await,

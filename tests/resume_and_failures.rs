@@ -109,6 +109,80 @@ async fn killed_copy_resumes_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_copy_between_chunks_and_the_next_run_resumes() {
+    let (source, destination) = pair().await;
+    datagen::create_shop(&source, 2).await.expect("shop");
+    let mut cfg = task("term", &source, &destination, &[datagen::SHOP_DB]);
+    cfg.full.workers = 2;
+    cfg.full.chunk_rows = 200;
+    cfg.full.rows_per_s_max = 4_000; // slow enough that the signal lands mid-copy
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    let mut child = Reap(
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["run", "-c", &file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning ferry run"),
+    );
+    let done = "SELECT COUNT(*) FROM ferry_meta.chunks WHERE task = 'term' AND done_at IS NOT NULL";
+    wait_for("chunks", &destination, done, 5, &mut || {
+        running(&mut child.0)
+    })
+    .await
+    .expect("the run ended before it could be stopped");
+    let signalled = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -TERM");
+    while running(&mut child.0) {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "ferry run did not stop within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = child.0.wait().expect("wait");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr).expect("stderr");
+    }
+    assert!(!status.success(), "a stopped copy exits non-zero");
+    assert!(stderr.contains("FERRY-RUN-001"), "{stderr}");
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM ferry_meta.task WHERE task = 'term' AND full_done_at IS NULL AND failed_code IS NULL"
+        )
+        .await,
+        1,
+        "stopped mid-copy, and not recorded as a failure"
+    );
+    let committed = count(&destination, done).await;
+
+    cfg.full.rows_per_s_max = 0;
+    let file = write_task(&dir, &cfg);
+    let out = ferry(&["run", "-c", &file, "--json"]);
+    assert!(
+        out.status.success(),
+        "second run failed: {}",
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("run report JSON");
+    assert_eq!(report["phase"], "done");
+    assert!(
+        report["copy"]["chunks_skipped"].as_u64().unwrap_or(0) >= committed,
+        "{report}"
+    );
+    let v = verify(&cfg).await;
+    assert!(v.consistent(), "{:?}", v.tables);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verifier_fails_on_a_damaged_destination() {
     let (source, destination) = pair().await;
     datagen::create_shop(&source, 1).await.expect("shop");

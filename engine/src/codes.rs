@@ -133,6 +133,12 @@ codes! {
         "ferry cannot translate the statement to the destination's columns. Apply the equivalent change to the destination table by hand, then start an incremental-only task from the position after the statement (ferry status shows it), or drop the column mapping/selection for that table.";
     CDC_REPLICA_ID_TAKEN = "FERRY-CDC-013", "another binlog reader connected to the source with ferry's replica server_id",
         "The source ends one of two dumps under the same server_id. Run one `ferry run` per task (a cutover's drain takes the id over on purpose), and give every task and replica its own incremental.server_id.";
+    BENCH_SETUP = "FERRY-BEN-001", "the benchmark could not run a step",
+        "The message names the step and what the server or tool said. `ferry bench` needs a MariaDB/MySQL server binary for its throwaway servers; anchor tools missing from PATH are skipped with a note, not an error.";
+    BENCH_WRONG = "FERRY-BEN-002", "a benchmarked tool left the destination different from the source",
+        "A timing is only reported for a result that is correct: the named tool's copy, apply or verify did not give what the source has. Rerun with --runs 1 --only <section> and compare the tables by hand.";
+    RUN_STOPPED = "FERRY-RUN-001", "the run was stopped (Ctrl-C, SIGTERM or `ferry stop`) before the full copy finished",
+        "The chunks copied so far are committed and recorded: run the task again and the copy resumes from them.";
     CUT_FENCED = "FERRY-CUT-001", "a cutover fenced this task process off: it writes nothing more",
         "The task was cut over (or is being cut over) under a newer generation; a process of an older one may not write, or the source's changes would overwrite the application's. Nothing to do: `ferry status` shows the cutover.";
     CUT_DONE = "FERRY-CUT-002", "the task was cut over; it does not run again",

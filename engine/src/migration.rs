@@ -151,8 +151,11 @@ async fn run_marking(
         Err(e) => {
             // A process a cutover fenced off says so, whatever it stumbled on first.
             let e = meta.fenced_instead(&mut dst, e).await;
-            // Record the failure durably so `ferry status` shows it; the run can be resumed.
-            let _ = meta.mark_failed(&mut dst, &e).await;
+            // Record the failure durably so `ferry status` shows it; the run can be resumed. A stop the
+            // operator asked for is not a failure.
+            if e.code().id != codes::RUN_STOPPED.id {
+                let _ = meta.mark_failed(&mut dst, &e).await;
+            }
             let phase = meta
                 .load(&mut dst)
                 .await

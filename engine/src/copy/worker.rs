@@ -143,6 +143,14 @@ pub async fn run(
                             break;
                         }
                     }
+                    if *c.borrow() == crate::cdc::sync::Control::Stop {
+                        // Stop: the chunks in flight on other workers commit; this one takes no new chunk.
+                        rx.lock().await.close();
+                        return Err(Error::definite(
+                            &codes::RUN_STOPPED,
+                            format!("stopped before chunk {} of {}", job.chunk_no, job.table.display_name()),
+                        ));
+                    }
                 }
                 debug!(worker = w, table = %job.table.display_name(), chunk = job.chunk_no, "copying chunk");
                 let rows = match copy_with_retries(
@@ -261,7 +269,15 @@ pub async fn run(
         }
         Ok::<(), Error>(())
     };
-    let planned = planner.await;
+    // A stop ends planning at once (a throttled planner can take minutes on a big table); what a table's plan
+    // did not save is planned again by the next run. Chunks the workers hold still commit.
+    let planned = tokio::select! {
+        r = planner => r,
+        () = stop_requested(opts.control.clone()) => Err(Error::definite(
+            &codes::RUN_STOPPED,
+            "stopped while planning chunks",
+        )),
+    };
     drop(tx);
     let mut first_err = planned.err();
     while let Some(res) = set.join_next().await {
@@ -287,6 +303,18 @@ pub async fn run(
     let mut r = report.lock().map(|r| r.clone()).unwrap_or_default();
     r.seconds = started.elapsed().as_secs_f64();
     Ok(r)
+}
+
+/// Resolves once `control` says Stop; never without a control.
+async fn stop_requested(control: Option<tokio::sync::watch::Receiver<crate::cdc::sync::Control>>) {
+    let Some(mut c) = control else {
+        return std::future::pending().await;
+    };
+    while *c.borrow_and_update() != crate::cdc::sync::Control::Stop {
+        if c.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 fn json_err(e: serde_json::Error) -> Error {

@@ -42,3 +42,13 @@ ensure_image() {
 ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
 }
+
+# The benchmark's anchors: mydumper/myloader (Debian's mydumper) and pt-table-sync; skipped with a note when an
+# install fails, never silently.
+ensure_bench_tools() {
+  ensure_tools || echo "== percona-toolkit could not be installed: pt-table-sync will be skipped"
+  if command -v mydumper >/dev/null && command -v myloader >/dev/null; then return 0; fi
+  echo "== installing mydumper (Debian package)"
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mydumper >/dev/null \
+    || echo "== mydumper could not be installed: mydumper + myloader will be skipped"
+}

@@ -365,6 +365,10 @@ pub struct FullSection {
     /// Megabytes (MiB) per second of row data written to the destination; 0 = unlimited.
     #[serde(default)]
     pub mb_per_s_max: u64,
+    /// Write chunks with LOAD DATA LOCAL INFILE where every column is of a text-loadable type (a chunk the
+    /// destination does not take row for row is written by INSERT instead); false: INSERT always.
+    #[serde(default = "yes")]
+    pub load_data: bool,
 }
 
 impl Default for FullSection {
@@ -375,6 +379,7 @@ impl Default for FullSection {
             source_qps_max: 0,
             rows_per_s_max: 0,
             mb_per_s_max: 0,
+            load_data: true,
         }
     }
 }

@@ -371,6 +371,7 @@ async fn steps(
                 None => std::sync::Arc::new(crate::throttle::Throttle::new(cfg.full.rates())),
             },
             control: opts.control.clone(),
+            load_data: cfg.full.load_data,
             ..CopyOptions::default()
         };
         copy_report = Some(

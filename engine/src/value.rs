@@ -132,16 +132,7 @@ impl Value {
                 let _ = write!(out, "{d:e}");
             }
             Value::Decimal(s) => {
-                if s.is_empty()
-                    || !s
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
-                {
-                    return Err(Error::definite(
-                        &codes::DATA_DECODE,
-                        format!("DECIMAL value {s:?} in `{}`", col.name),
-                    ));
-                }
+                check_decimal(s, col)?;
                 out.push_str(s);
             }
             Value::Bytes(b) => write_bytes(b, col.charset.as_deref(), out),
@@ -177,6 +168,79 @@ impl Value {
         Ok(())
     }
 
+    /// Writes the value as a field of LOAD DATA text (tab-separated, backslash escapes, `\N` for NULL) read
+    /// with `CHARACTER SET binary`: bytes go in as they are, so each column keeps the source's encoding.
+    pub fn write_text(&self, col: &Column, out: &mut Vec<u8>) -> Result<()> {
+        use std::io::Write as _;
+        match self {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            // LOAD DATA reads a field as a string, and the string '0' is YEAR 2000: year 0 must be '0000'.
+            Value::Int(i) if col.data_type.eq_ignore_ascii_case("year") => {
+                let _ = write!(out, "{i:04}");
+            }
+            Value::UInt(u) if col.data_type.eq_ignore_ascii_case("year") => {
+                let _ = write!(out, "{u:04}");
+            }
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::UInt(u) => {
+                let _ = write!(out, "{u}");
+            }
+            // As in `write_literal`: the shortest text that parses back to the same bits.
+            Value::Float(f) => {
+                let _ = write!(out, "{:e}", f64::from(*f));
+            }
+            Value::Double(d) => {
+                let _ = write!(out, "{d:e}");
+            }
+            Value::Decimal(s) => {
+                check_decimal(s, col)?;
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Bytes(b) | Value::Json(b) => {
+                out.reserve(b.len());
+                for &c in b {
+                    match c {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        0 => out.extend_from_slice(b"\\0"),
+                        _ => out.push(c),
+                    }
+                }
+            }
+            Value::Date { year, month, day } => {
+                let _ = write!(out, "{year:04}-{month:02}-{day:02}");
+            }
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micro,
+            } => {
+                let _ = write!(
+                    out,
+                    "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}"
+                );
+            }
+            Value::Time {
+                negative,
+                hours,
+                minute,
+                second,
+                micro,
+            } => {
+                let sign = if *negative { "-" } else { "" };
+                let _ = write!(out, "{sign}{hours:02}:{minute:02}:{second:02}.{micro:06}");
+            }
+        }
+        Ok(())
+    }
+
     pub fn literal(&self, col: &Column) -> Result<String> {
         let mut s = String::new();
         self.write_literal(col, &mut s)?;
@@ -191,6 +255,21 @@ impl Value {
             _ => 28,
         }
     }
+}
+
+/// A DECIMAL's text must be digits, sign and point: it goes into SQL and LOAD DATA text as it is.
+fn check_decimal(s: &str, col: &Column) -> Result<()> {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(Error::definite(
+            &codes::DATA_DECODE,
+            format!("DECIMAL value {s:?} in `{}`", col.name),
+        ));
+    }
+    Ok(())
 }
 
 /// Bytes as a hex literal; with a charset introducer for character columns so the column's collation applies.

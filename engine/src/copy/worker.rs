@@ -1,6 +1,7 @@
 //! Runs the full copy: a planner stores each table's chunk plan, N workers copy pending chunks, and each chunk's
 //! rows commit on the destination in one transaction with the record that the chunk is done.
 
+use super::load;
 use super::plan::{self, Range};
 use crate::codes;
 use crate::error::{Error, Result, ResultExt};
@@ -38,6 +39,8 @@ pub struct CopyOptions {
     pub throttle: std::sync::Arc<crate::throttle::Throttle>,
     /// While it says `Pause`, workers take no new chunk (the chunk in hand commits).
     pub control: Option<tokio::sync::watch::Receiver<crate::cdc::sync::Control>>,
+    /// `[full] load_data`: write chunks of text-typed tables with LOAD DATA LOCAL INFILE (see `load`).
+    pub load_data: bool,
 }
 
 /// How a chunk's rows are written (from `CopyOptions`).
@@ -47,6 +50,8 @@ struct Writes {
     keep_existing: bool,
     names: std::sync::Arc<crate::schema::model::NameMap>,
     throttle: std::sync::Arc<crate::throttle::Throttle>,
+    /// LOAD DATA LOCAL for eligible chunks; switched off for the run once the destination refuses it.
+    load_data: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for CopyOptions {
@@ -62,6 +67,7 @@ impl Default for CopyOptions {
             names: Default::default(),
             throttle: std::sync::Arc::new(crate::throttle::Throttle::new(Default::default())),
             control: None,
+            load_data: true,
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct CopyReport {
     pub chunks_copied: u64,
     /// Chunks an earlier run had already committed.
     pub chunks_skipped: u64,
+    /// Chunks written by LOAD DATA LOCAL (the others by INSERT).
+    pub chunks_loaded: u64,
     pub seconds: f64,
 }
 
@@ -107,6 +115,7 @@ pub async fn run(
         .min(packet.map(|p| (p / 2) as usize).unwrap_or(opts.batch_bytes))
         .max(64 << 10);
 
+    let load_data = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(opts.load_data));
     let (tx, rx) = mpsc::channel::<Job>(workers * 4);
     let rx = Arc::new(Mutex::new(rx));
     let report = Arc::new(std::sync::Mutex::new(CopyReport {
@@ -129,6 +138,7 @@ pub async fn run(
             keep_existing: opts.keep_existing,
             names: std::sync::Arc::new(opts.names.clone()),
             throttle: opts.throttle.clone(),
+            load_data: load_data.clone(),
         };
         let mut control = opts.control.clone();
         set.spawn(async move {
@@ -153,12 +163,12 @@ pub async fn run(
                     }
                 }
                 debug!(worker = w, table = %job.table.display_name(), chunk = job.chunk_no, "copying chunk");
-                let rows = match copy_with_retries(
+                let (rows, loaded) = match copy_with_retries(
                     &src_pool, &dst_pool, &meta, &job, batch_bytes, windows, w, writes.clone(),
                 )
                 .await
                 {
-                    Ok(rows) => rows,
+                    Ok(done) => done,
                     Err(e) => {
                         // Stop the planner: its next send fails instead of waiting for a worker forever.
                         rx.lock().await.close();
@@ -177,6 +187,7 @@ pub async fn run(
                 if let Ok(mut r) = report.lock() {
                     r.rows_copied += rows;
                     r.chunks_copied += 1;
+                    r.chunks_loaded += u64::from(loaded);
                 }
             }
         });
@@ -336,7 +347,7 @@ async fn copy_with_retries(
     windows: crate::retry::Windows,
     worker: usize,
     writes: Writes,
-) -> Result<u64> {
+) -> Result<(u64, bool)> {
     let mut retrier = crate::retry::Retrier::new(windows);
     let what = format!(
         "copying {} chunk {}",
@@ -363,7 +374,9 @@ async fn copy_with_retries(
     }
 }
 
-/// Copies one chunk in one destination transaction that also marks it done: all or nothing.
+/// Copies one chunk in one destination transaction that also marks it done: all or nothing. By LOAD DATA where
+/// the table allows it and the destination takes every row as sent, else by multi-row INSERTs. Returns the rows
+/// and whether they were loaded.
 async fn copy_chunk(
     src: &Pool,
     dst: &Pool,
@@ -371,10 +384,135 @@ async fn copy_chunk(
     job: &Job,
     batch_bytes: usize,
     writes: Writes,
+) -> Result<(u64, bool)> {
+    let t = &job.table;
+    let cols: Vec<usize> = t.writable_columns().map(|(i, _)| i).collect();
+    if writes.load_data.load(std::sync::atomic::Ordering::Relaxed)
+        && !writes.keep_existing
+        && load::eligible(t, &cols)
+    {
+        match copy_chunk_loading(src, dst, meta, job, batch_bytes, &writes, &cols).await? {
+            Loaded::Done { rows, parts } => return Ok((rows, parts > 0)),
+            Loaded::Refused { why, disabled } => {
+                if disabled
+                    && writes
+                        .load_data
+                        .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    info!(%why, "copy: LOAD DATA LOCAL refused; chunks are written by INSERT from now on");
+                } else {
+                    debug!(table = %t.display_name(), chunk = job.chunk_no, %why, "chunk written by INSERT instead");
+                }
+            }
+        }
+    }
+    let rows = copy_chunk_inserting(src, dst, meta, job, batch_bytes, writes, &cols).await?;
+    Ok((rows, false))
+}
+
+enum Loaded {
+    /// Committed; `parts` LOAD DATA statements wrote its rows (none for an empty chunk).
+    Done {
+        rows: u64,
+        parts: u32,
+    },
+    Refused {
+        why: String,
+        disabled: bool,
+    },
+}
+
+/// The chunk as LOAD DATA text, in parts of at most `batch_bytes`, in one transaction with its done mark. A part
+/// the destination did not take row for row rolls the whole chunk back (`Refused`).
+async fn copy_chunk_loading(
+    src: &Pool,
+    dst: &Pool,
+    meta: &Meta,
+    job: &Job,
+    batch_bytes: usize,
+    writes: &Writes,
+    cols: &[usize],
+) -> Result<Loaded> {
+    let t = &job.table;
+    let col_refs: Vec<&crate::schema::model::Column> =
+        cols.iter().map(|&i| &t.columns[i]).collect();
+    let sql = plan::select_chunk_sql(t, cols, job.range.lo.as_deref(), job.range.hi.as_deref())?;
+    let dest = t.mapped(&writes.names);
+    let mut dconn = Server::checkout(dst, "destination session for a chunk").await?;
+    let mut tx = dconn.start_transaction(TxOpts::default()).await?;
+    let mut sconn = Server::checkout(src, "source session for a chunk").await?;
+    let throttle = writes.throttle.clone();
+    throttle.query().await;
+    let mut result = sconn.exec_iter(sql, ()).await?;
+    let mut text: Vec<u8> = Vec::with_capacity(batch_bytes.min(1 << 20));
+    let (mut rows, mut in_text, mut parts) = (0u64, 0u64, 0u32);
+    loop {
+        let row = result.next().await?;
+        let end = row.is_none();
+        if let Some(row) = row {
+            let values = plan::decode_row(row, &col_refs)?;
+            let before = text.len();
+            load::write_row(&values, &col_refs, &mut text)?;
+            throttle.rows(1, (text.len() - before) as u64).await;
+            rows += 1;
+            in_text += 1;
+        }
+        if in_text > 0 && (end || text.len() >= batch_bytes) {
+            let part = std::mem::replace(&mut text, Vec::with_capacity(batch_bytes.min(1 << 20)));
+            if let load::Outcome::Refused { why, disabled } =
+                load::load(&mut tx, &dest, cols, part, in_text).await?
+            {
+                drop(result);
+                tx.rollback().await?;
+                return Ok(Loaded::Refused { why, disabled });
+            }
+            in_text = 0;
+            parts += 1;
+        }
+        if end {
+            break;
+        }
+    }
+    drop(result);
+    if !finish_chunk(tx, meta, job, rows).await? {
+        return Err(meta.fenced_error(&mut dconn, "copying a chunk").await);
+    }
+    Ok(Loaded::Done { rows, parts })
+}
+
+/// Marks the chunk done in its transaction and commits. False when fenced off (the mark matched nothing): the
+/// chunk's rows rolled back.
+async fn finish_chunk(
+    mut tx: mysql_async::Transaction<'_>,
+    meta: &Meta,
+    job: &Job,
+    rows: u64,
+) -> Result<bool> {
+    let t = &job.table;
+    tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows))
+        .await?;
+    if tx.affected_rows() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    crate::failpoint::hit(crate::failpoint::names::COPY_CHUNK_COMMITTED).await?;
+    Ok(true)
+}
+
+/// The chunk as multi-row INSERTs in one transaction with its done mark.
+async fn copy_chunk_inserting(
+    src: &Pool,
+    dst: &Pool,
+    meta: &Meta,
+    job: &Job,
+    batch_bytes: usize,
+    writes: Writes,
+    cols: &[usize],
 ) -> Result<u64> {
     let park = writes.park;
     let t = &job.table;
-    let cols: Vec<usize> = t.writable_columns().map(|(i, _)| i).collect();
+    let cols: Vec<usize> = cols.to_vec();
     let col_refs: Vec<&crate::schema::model::Column> =
         cols.iter().map(|&i| &t.columns[i]).collect();
     let sql = plan::select_chunk_sql(t, &cols, job.range.lo.as_deref(), job.range.hi.as_deref())?;
@@ -436,15 +574,9 @@ async fn copy_chunk(
         batch.push_str(&suffix);
         insert_batch(&mut tx, meta, job, &dest, &cols, &batch, &held, park).await?;
     }
-    tx.query_drop(meta.chunk_done_sql(&t.db, &t.name, job.chunk_no, rows))
-        .await?;
-    if tx.affected_rows() != 1 {
-        // Fenced (or the plan is gone): the chunk's rows roll back with the transaction.
-        tx.rollback().await?;
+    if !finish_chunk(tx, meta, job, rows).await? {
         return Err(meta.fenced_error(&mut dconn, "copying a chunk").await);
     }
-    tx.commit().await?;
-    crate::failpoint::hit(crate::failpoint::names::COPY_CHUNK_COMMITTED).await?;
     Ok(rows)
 }
 

@@ -149,8 +149,12 @@ impl Server {
         let constraints = PoolConstraints::new(0, max_conns.max(1)).unwrap_or_default();
         let mut setup = setup_statements(role);
         setup.extend(extra.iter().map(|s| s.to_string()));
-        let opts = opts_for(&self.endpoint, self.use_tls)
-            .setup(setup)
+        let mut opts = opts_for(&self.endpoint, self.use_tls).setup(setup);
+        if role == Role::Write {
+            // The copy's LOAD DATA LOCAL reads buffers staged in memory; no file is ever served.
+            opts = opts.local_infile_handler(Some(crate::copy::load::handler));
+        }
+        let opts = opts
             // Writers check the rows each statement matched (an UPDATE that changes nothing still matched).
             .client_found_rows(role == Role::Write)
             .pool_opts(

@@ -11,7 +11,6 @@ use ferry_engine::mysql::conn::{Role, Server};
 use ferry_engine::schema::model::{Column, Key, Table};
 use ferry_engine::value::Value;
 use ferry_sim::datagen;
-use mysql_async::prelude::Queryable;
 use mysql_async::TxOpts;
 
 fn table() -> Table {

@@ -89,6 +89,7 @@ pub async fn run(opts: &Options, servers: &Servers, report: &mut Report) -> Resu
         check(servers, &expected, &ferry.contender).await?;
         ferry.seconds.push(sync_s);
         ferry.peak_rss_mb.push(f.peak_rss_mb);
+        ferry.cpu_s.push(f.cpu_s);
         eprintln!(
             "  apply run {}: ferry {sync_s:.2} s ({:.0} row events/s), peak RSS {:.0} MiB",
             run + 1,

@@ -76,6 +76,7 @@ pub async fn run(
         check(servers, &expected, &ferry.contender).await?;
         ferry.seconds.push(f.seconds);
         ferry.peak_rss_mb.push(f.peak_rss_mb);
+        ferry.cpu_s.push(f.cpu_s);
         eprintln!(
             "  copy run {}: ferry {:.2} s, peak RSS {:.0} MiB",
             run + 1,

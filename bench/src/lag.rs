@@ -14,8 +14,9 @@ use std::time::Duration;
 /// The load and the sampling start after this: connect, precheck, the first read of the binlog.
 const WARMUP_S: u64 = 5;
 /// The source writes a heartbeat this often, so a caught-up destination shows a lag below it.
-const HEARTBEAT_MS: u64 = 50;
-const SAMPLE_MS: u64 = 250;
+const HEARTBEAT_MS: u64 = 10;
+/// Not a multiple of the heartbeat period, so samples fall at every phase of it.
+const SAMPLE_MS: u64 = 247;
 const WRITERS: u64 = 4;
 
 pub async fn run(opts: &Options, servers: &Servers, report: &mut Report) -> Result<()> {

@@ -14,6 +14,9 @@ pub struct Finished {
     pub seconds: f64,
     /// The most the process (not its children) held, from VmHWM and the sampled VmRSS; 0 when unknown.
     pub peak_rss_mb: f64,
+    /// CPU seconds (user + system) the process used, as last read from /proc before it exited (at most
+    /// RSS_SAMPLE_MS short of the end).
+    pub cpu_s: f64,
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -39,6 +42,18 @@ pub fn rss_mb(pid: u32) -> Option<f64> {
     field("VmHWM:")
         .or_else(|| field("VmRSS:"))
         .map(|kb| kb / 1024.0)
+}
+
+/// CPU seconds (utime + stime) of a live process.
+pub fn cpu_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks > 0.0).then(|| (utime + stime) / ticks)
 }
 
 /// Runs `cmd` (stdout and stderr to files in `scratch`, so a chatty child never blocks on a pipe) until it exits,
@@ -68,10 +83,14 @@ pub fn run(
         .map_err(|e| setup(format!("{what}: cannot start {:?}: {e}", cmd.get_program())))?;
     let pid = child.id();
     let mut peak: f64 = 0.0;
+    let mut cpu: f64 = 0.0;
     let mut termed: Option<Instant> = None;
     let status = loop {
         if let Some(mb) = rss_mb(pid) {
             peak = peak.max(mb);
+        }
+        if let Some(s) = cpu_s(pid) {
+            cpu = cpu.max(s);
         }
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -99,6 +118,7 @@ pub fn run(
     Ok(Finished {
         seconds,
         peak_rss_mb: peak,
+        cpu_s: cpu,
         code: status.code(),
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
@@ -134,6 +154,11 @@ mod tests {
         assert_eq!(f.code, Some(0));
         assert!(f.peak_rss_mb > 32.0, "{f:?}");
         assert!(f.stderr.contains("records in"), "{f:?}");
+        assert!(f.cpu_s >= 0.0, "{f:?}");
+        assert!(
+            cpu_s(std::process::id()).is_some(),
+            "this process's CPU time is readable"
+        );
     }
 
     #[test]

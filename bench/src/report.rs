@@ -50,6 +50,8 @@ pub struct Measurement {
     pub bytes: u64,
     /// Peak RSS of each run of a ferry contender, MiB.
     pub peak_rss_mb: Vec<f64>,
+    /// CPU seconds of each run of a ferry contender (the servers' CPU is not in it).
+    pub cpu_s: Vec<f64>,
     pub note: Option<String>,
 }
 
@@ -64,6 +66,7 @@ impl Measurement {
             rows,
             bytes,
             peak_rss_mb: Vec::new(),
+            cpu_s: Vec::new(),
             note: None,
         }
     }
@@ -286,13 +289,16 @@ impl Report {
                 "rows/s"
             };
             s.push_str(&format!(
-                "\n## {}\n\n| contender | wall s | min..max s | {unit} | MB/s | anchor time / ferry time | ferry peak RSS MiB |\n\
-                 |---|---:|---:|---:|---:|---:|---:|\n",
+                "\n## {}\n\n| contender | wall s | min..max s | {unit} | MB/s | anchor time / ferry time | ferry peak RSS MiB | ferry CPU s |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|\n",
                 heading(section)
             ));
             for m in ms {
                 let Some(t) = m.time() else {
-                    s.push_str(&format!("| {} | - | - | - | - | - | - |\n", m.contender));
+                    s.push_str(&format!(
+                        "| {} | - | - | - | - | - | - | - |\n",
+                        cell(&m.contender)
+                    ));
                     continue;
                 };
                 let ratio = if m.reference {
@@ -305,9 +311,12 @@ impl Report {
                 let rss = Stat::of(&m.peak_rss_mb)
                     .map(|r| format!("{:.0}", r.max))
                     .unwrap_or_else(|| "-".into());
+                let cpu = Stat::of(&m.cpu_s)
+                    .map(|c| format!("{:.1}", c.median))
+                    .unwrap_or_else(|| "-".into());
                 s.push_str(&format!(
-                    "| {} | {:.2} | {:.2}..{:.2} | {:.0} | {:.1} | {ratio} | {rss} |\n",
-                    m.contender,
+                    "| {} | {:.2} | {:.2}..{:.2} | {:.0} | {:.1} | {ratio} | {rss} | {cpu} |\n",
+                    cell(&m.contender),
                     t.median,
                     t.min,
                     t.max,
@@ -315,7 +324,7 @@ impl Report {
                     m.bytes as f64 / MB / t.median,
                 ));
                 if let Some(n) = &m.note {
-                    s.push_str(&format!("| &nbsp;&nbsp;{n} | | | | | | |\n"));
+                    s.push_str(&format!("| &nbsp;&nbsp;{} | | | | | | | |\n", cell(n)));
                 }
             }
         }
@@ -400,6 +409,11 @@ impl Report {
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// Text for a markdown table cell: a `|` would end the cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
 const MB: f64 = 1_000_000.0;
 
 fn heading(section: Section) -> &'static str {
@@ -469,11 +483,15 @@ mod tests {
         ferry.reference = true;
         ferry.seconds = vec![2.0, 1.0, 3.0];
         ferry.peak_rss_mb = vec![40.0, 42.0, 41.0];
+        ferry.cpu_s = vec![0.9, 1.1, 1.0];
         let mut myd = Measurement::new(Section::Copy, "mydumper + myloader", 2000, data.bytes());
         myd.seconds = vec![3.0, 3.5, 2.5];
         let mut outfile =
             Measurement::new(Section::Copy, "OUTFILE + LOAD DATA", 2000, data.bytes());
         outfile.seconds = vec![1.0, 1.0, 1.0];
+        let mut dump =
+            Measurement::new(Section::Copy, "mariadb-dump | mariadb", 2000, data.bytes());
+        dump.seconds = vec![4.0];
         Report {
             options: Options {
                 tables: 2,
@@ -485,7 +503,7 @@ mod tests {
             tools_missing: vec![
                 "pt-table-sync skipped: not on PATH (apt-get install percona-toolkit)".into(),
             ],
-            measurements: vec![ferry, myd, outfile],
+            measurements: vec![ferry, myd, outfile, dump],
             lag: vec![],
             throttle: vec![Throttle {
                 knob: "full.rows_per_s_max".into(),
@@ -503,9 +521,10 @@ mod tests {
     fn ratios_and_targets_are_anchor_time_over_ferry_time() {
         let r = sample();
         let ratios = r.ratios();
-        assert_eq!(ratios.len(), 2);
+        assert_eq!(ratios.len(), 3);
         assert_eq!(ratios[0].2, 1.5);
         assert_eq!(ratios[1].2, 0.5);
+        assert_eq!(ratios[2].2, 2.0);
         let t = r.targets();
         let met: Vec<(&str, bool)> = t.iter().map(|t| (t.what.as_str(), t.met)).collect();
         assert_eq!(

@@ -84,6 +84,7 @@ pub async fn run(
             }
             m.seconds.push(f.seconds);
             m.peak_rss_mb.push(f.peak_rss_mb);
+            m.cpu_s.push(f.cpu_s);
             eprintln!(
                 "  verify run {}: {} {:.2} s, peak RSS {:.0} MiB",
                 run + 1,

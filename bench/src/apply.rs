@@ -3,7 +3,7 @@
 //! destination reloaded with the data as it was at P0 and checked by CHECKSUM TABLE at the end.
 
 use crate::native;
-use crate::report::{Measurement, Report};
+use crate::report::{Measurement, Report, Stat};
 use crate::task;
 use crate::workload::{self, EVENTS_PER_TRANSACTION};
 use crate::{setup, wrong, Options, Section, Servers};
@@ -62,6 +62,7 @@ pub async fn run(opts: &Options, servers: &Servers, report: &mut Report) -> Resu
         bytes,
     );
 
+    let (mut waits, mut commit_counts) = (Vec::new(), Vec::new());
     for run in 0..opts.runs {
         data.reset(&servers.destination).await?;
         data.load(&servers.destination).await?;
@@ -80,7 +81,9 @@ pub async fn run(opts: &Options, servers: &Servers, report: &mut Report) -> Resu
             &[0],
         )
         .await?;
-        let (sync_s, rows) = sync_figures(&f.stdout)?;
+        let (sync_s, rows, wait_s, commits) = sync_figures(&f.stdout)?;
+        waits.push(wait_s);
+        commit_counts.push(commits as f64);
         if rows < events {
             return Err(wrong(format!(
                 "apply: ferry applied {rows} row events of {events}"
@@ -120,12 +123,20 @@ pub async fn run(opts: &Options, servers: &Servers, report: &mut Report) -> Resu
             );
         }
     }
+    if let (Some(w), Some(c)) = (Stat::of(&waits), Stat::of(&commit_counts)) {
+        ferry.note = Some(format!(
+            "time: the report's sync seconds (reading and applying; connect and precheck excluded), of which {:.2} s \
+             waiting for the binlog reader; {:.0} destination commits (medians)",
+            w.median, c.median
+        ));
+    }
     report.measurements.extend([ferry, native1, native_n]);
     Ok(())
 }
 
-/// (sync seconds, rows applied) from `ferry run --json`.
-fn sync_figures(stdout: &str) -> Result<(f64, u64)> {
+/// (sync seconds, rows applied, seconds the applier waited for the reader, destination commits) from
+/// `ferry run --json`.
+fn sync_figures(stdout: &str) -> Result<(f64, u64, f64, u64)> {
     let v: serde_json::Value = serde_json::from_str(stdout).map_err(|e| {
         setup(format!(
             "ferry run --json printed no report ({e}): {stdout}"
@@ -133,7 +144,12 @@ fn sync_figures(stdout: &str) -> Result<(f64, u64)> {
     })?;
     let sync = &v["sync"];
     match (sync["seconds"].as_f64(), sync["rows"].as_u64()) {
-        (Some(s), Some(r)) => Ok((s, r)),
+        (Some(s), Some(r)) => Ok((
+            s,
+            r,
+            sync["reader_wait_s"].as_f64().unwrap_or(0.0),
+            sync["commits"].as_u64().unwrap_or(0),
+        )),
         _ => Err(setup(format!(
             "ferry run --json: no sync figures: {stdout}"
         ))),
@@ -157,9 +173,11 @@ mod tests {
     #[test]
     fn sync_figures_come_from_the_run_report() {
         assert_eq!(
-            sync_figures(r#"{"task": "x", "sync": {"seconds": 2.5, "rows": 800}}"#)
-                .expect("figures"),
-            (2.5, 800)
+            sync_figures(
+                r#"{"task": "x", "sync": {"seconds": 2.5, "rows": 800, "reader_wait_s": 0.5, "commits": 3}}"#
+            )
+            .expect("figures"),
+            (2.5, 800, 0.5, 3)
         );
         let e = sync_figures(r#"{"task": "x", "sync": null}"#).expect_err("no sync");
         assert!(e.to_string().contains("FERRY-BEN-001"), "{e}");

@@ -56,6 +56,7 @@ pub async fn run(
         data.bytes(),
     );
 
+    let mut copy_phase_s = Vec::new();
     for run in 0..opts.runs {
         // ferry
         data.reset(&servers.destination).await?;
@@ -74,6 +75,13 @@ pub async fn run(
         )
         .await?;
         check(servers, &expected, &ferry.contender).await?;
+        let v: serde_json::Value = serde_json::from_str(&f.stdout).map_err(|e| {
+            setup(format!(
+                "ferry run --json printed no report ({e}): {}",
+                f.stdout
+            ))
+        })?;
+        copy_phase_s.push(v["copy"]["seconds"].as_f64().unwrap_or(0.0));
         ferry.seconds.push(f.seconds);
         ferry.peak_rss_mb.push(f.peak_rss_mb);
         ferry.cpu_s.push(f.cpu_s);
@@ -143,6 +151,12 @@ pub async fn run(
         check(servers, &expected, &outfile.contender).await?;
         outfile.seconds.push(s);
         eprintln!("  copy run {}: OUTFILE + LOAD DATA {s:.2} s", run + 1);
+    }
+    if let Some(c) = crate::report::Stat::of(&copy_phase_s) {
+        ferry.note = Some(format!(
+            "of which the chunk copy {:.2} s (median); the rest is connect, precheck, schema and post-data objects",
+            c.median
+        ));
     }
     report.measurements.push(ferry);
     for m in [dump, myd] {

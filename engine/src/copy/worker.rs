@@ -201,81 +201,100 @@ pub async fn run(
         let mut ctl = ctl;
         // Planning reads keys like the copy does (raw bytes, UTC), so bounds compare the same way.
         let mut splan = src_pool.get_conn().await.ctx("source")?;
-        for t in tables {
-            let t = Arc::new(t.clone());
-            let chunks = match meta.chunks(&mut ctl, &t.db, &t.name).await? {
-                Some(c) => c,
-                None => {
-                    let ranges = plan::plan_table_throttled(
-                        &mut splan,
-                        &t,
-                        opts.chunk_rows,
-                        opts.chunks_per_table_max,
-                        Some(&opts.throttle),
-                    )
-                    .await?;
-                    let rows: Vec<ChunkRow> = ranges
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| -> Result<ChunkRow> {
-                            Ok(ChunkRow {
-                                chunk_no: i as u32,
-                                lo: r
-                                    .lo
-                                    .as_ref()
-                                    .map(serde_json::to_string)
-                                    .transpose()
-                                    .map_err(json_err)?,
-                                hi: r
-                                    .hi
-                                    .as_ref()
-                                    .map(serde_json::to_string)
-                                    .transpose()
-                                    .map_err(json_err)?,
-                                done: false,
-                                rows: 0,
+        // Up to `workers` tables are handed out at once, a chunk of each in turn: concurrent chunks then go to
+        // different tables where there are enough of them (a LOAD DATA into a table with an AUTO_INCREMENT column
+        // holds that table's AUTO-INC lock to its end under innodb_autoinc_lock_mode = 1, so loads into one
+        // table wait for each other), and each table still streams in key order.
+        let mut next_table = tables.iter();
+        let mut lanes: std::collections::VecDeque<std::collections::VecDeque<Job>> =
+            std::collections::VecDeque::new();
+        loop {
+            while lanes.len() < workers {
+                let Some(t) = next_table.next() else { break };
+                let t = Arc::new(t.clone());
+                let chunks = match meta.chunks(&mut ctl, &t.db, &t.name).await? {
+                    Some(c) => c,
+                    None => {
+                        let ranges = plan::plan_table_throttled(
+                            &mut splan,
+                            &t,
+                            opts.chunk_rows,
+                            opts.chunks_per_table_max,
+                            Some(&opts.throttle),
+                        )
+                        .await?;
+                        let rows: Vec<ChunkRow> = ranges
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| -> Result<ChunkRow> {
+                                Ok(ChunkRow {
+                                    chunk_no: i as u32,
+                                    lo: r
+                                        .lo
+                                        .as_ref()
+                                        .map(serde_json::to_string)
+                                        .transpose()
+                                        .map_err(json_err)?,
+                                    hi: r
+                                        .hi
+                                        .as_ref()
+                                        .map(serde_json::to_string)
+                                        .transpose()
+                                        .map_err(json_err)?,
+                                    done: false,
+                                    rows: 0,
+                                })
                             })
-                        })
-                        .collect::<Result<_>>()?;
-                    meta.save_plan(
-                        &mut ctl,
-                        &t.db,
-                        &t.name,
-                        t.key.as_ref().map(|k| k.name.as_str()),
-                        t.rows_estimate,
-                        &rows,
-                    )
-                    .await?;
-                    debug!(table = %t.display_name(), chunks = rows.len(), "planned");
-                    rows
+                            .collect::<Result<_>>()?;
+                        meta.save_plan(
+                            &mut ctl,
+                            &t.db,
+                            &t.name,
+                            t.key.as_ref().map(|k| k.name.as_str()),
+                            t.rows_estimate,
+                            &rows,
+                        )
+                        .await?;
+                        debug!(table = %t.display_name(), chunks = rows.len(), "planned");
+                        rows
+                    }
+                };
+                debug!(table = %t.display_name(), chunks = chunks.len(), "handing out chunks");
+                let done_rows: u64 = chunks.iter().filter(|c| c.done).map(|c| c.rows).sum();
+                let pending: Vec<&ChunkRow> = chunks.iter().filter(|c| !c.done).collect();
+                if let Ok(mut r) = report.lock() {
+                    r.chunks_skipped += (chunks.len() - pending.len()) as u64;
                 }
+                if pending.is_empty() {
+                    continue;
+                }
+                progress.table_started(&t.display_name(), t.rows_estimate, done_rows);
+                let remaining = Arc::new(std::sync::atomic::AtomicU32::new(pending.len() as u32));
+                let mut lane = std::collections::VecDeque::with_capacity(pending.len());
+                for c in pending {
+                    lane.push_back(Job {
+                        table: t.clone(),
+                        chunk_no: c.chunk_no,
+                        range: Range {
+                            lo: parse_bound(c.lo.as_deref())?,
+                            hi: parse_bound(c.hi.as_deref())?,
+                        },
+                        remaining: remaining.clone(),
+                    });
+                }
+                lanes.push_back(lane);
+            }
+            let Some(mut lane) = lanes.pop_front() else {
+                break;
             };
-            debug!(table = %t.display_name(), chunks = chunks.len(), "handing out chunks");
-            let done_rows: u64 = chunks.iter().filter(|c| c.done).map(|c| c.rows).sum();
-            let pending: Vec<&ChunkRow> = chunks.iter().filter(|c| !c.done).collect();
-            if let Ok(mut r) = report.lock() {
-                r.chunks_skipped += (chunks.len() - pending.len()) as u64;
-            }
-            if pending.is_empty() {
-                continue;
-            }
-            progress.table_started(&t.display_name(), t.rows_estimate, done_rows);
-            let remaining = Arc::new(std::sync::atomic::AtomicU32::new(pending.len() as u32));
-            for c in pending {
-                let range = Range {
-                    lo: parse_bound(c.lo.as_deref())?,
-                    hi: parse_bound(c.hi.as_deref())?,
-                };
-                let job = Job {
-                    table: t.clone(),
-                    chunk_no: c.chunk_no,
-                    range,
-                    remaining: remaining.clone(),
-                };
+            if let Some(job) = lane.pop_front() {
                 if tx.send(job).await.is_err() {
                     // Every worker stopped: their error is reported below.
                     return Ok(());
                 }
+            }
+            if !lane.is_empty() {
+                lanes.push_back(lane);
             }
         }
         Ok::<(), Error>(())

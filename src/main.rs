@@ -224,7 +224,7 @@ enum Cmd {
         #[arg(long, default_value_t = 250)]
         lag_tps: u64,
         /// Seconds each throttle knob is measured over.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 30)]
         throttle_window_s: u64,
         /// Sections to run, comma-separated: copy, apply, lag, verify, throttle (default: all).
         #[arg(long, value_delimiter = ',')]

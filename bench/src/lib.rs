@@ -93,7 +93,7 @@ impl Default for Options {
             backlog_events: 200_000,
             lag_window_s: 30,
             lag_tps: 250,
-            throttle_window_s: 20,
+            throttle_window_s: 30,
             sections: Section::ALL.to_vec(),
             out: PathBuf::from("target/ferry-bench"),
             ferry: PathBuf::from("ferry"),

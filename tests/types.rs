@@ -158,15 +158,14 @@ async fn edge_values_round_trip_exactly() {
     let copy = report.copy.expect("copy report");
     let text_chunks = count(
         &destination,
-        "SELECT COUNT(*) FROM ferry_meta.chunks WHERE task = 'types' AND name = 'text_edge'",
+        "SELECT COUNT(*) FROM ferry_meta.chunks WHERE task = 'types' AND name = 'text_edge' AND `rows` > 0",
     )
     .await;
     assert!(text_chunks >= 3, "{text_chunks}");
     assert_eq!(
         copy.chunks_loaded, text_chunks,
-        "every text_edge chunk loaded, no edge chunk (BIT, JSON): {copy:?}"
+        "every text_edge chunk with rows loaded (an empty chunk sends nothing), no edge chunk (BIT, JSON): {copy:?}"
     );
-    assert_eq!(copy.chunks_copied, 2 * text_chunks, "{copy:?}");
 
     // Compare per column so a failure names the table, the column and the row.
     for (table, cols, probe, before) in &probes {

@@ -154,10 +154,22 @@ mod tests {
         assert_eq!(f.code, Some(0));
         assert!(f.peak_rss_mb > 32.0, "{f:?}");
         assert!(f.stderr.contains("records in"), "{f:?}");
-        assert!(f.cpu_s >= 0.0, "{f:?}");
+    }
+
+    #[test]
+    fn a_busy_child_shows_its_cpu_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]);
+        let f = run("busy", cmd, dir.path(), Duration::from_secs(60), None).expect("busy");
+        assert_eq!(f.code, Some(0));
         assert!(
-            cpu_s(std::process::id()).is_some(),
-            "this process's CPU time is readable"
+            f.cpu_s > 0.05,
+            "a shell counting to 300,000 used CPU: {f:?}"
+        );
+        assert!(
+            f.cpu_s <= f.seconds + 0.05,
+            "one thread cannot use more CPU than wall time: {f:?}"
         );
     }
 

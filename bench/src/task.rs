@@ -114,11 +114,11 @@ pub fn mydumper_args(i: &Instance) -> String {
     )
 }
 
-/// A pt-table-sync DSN for one table.
-pub fn dsn(i: &Instance, db: &str, table: &str) -> String {
+/// A pt-table-sync DSN for a server.
+pub fn dsn(i: &Instance) -> String {
     let e = i.endpoint();
     format!(
-        "h={},P={},u={},p={},D={db},t={table}",
+        "h={},P={},u={},p={}",
         e.host,
         e.port,
         e.user,

@@ -95,23 +95,13 @@ pub async fn run(
         }
 
         if let Some(p) = &tools.pt_table_sync {
-            let e = |i: &ferry_sim::Instance| {
-                let e = i.endpoint();
-                format!(
-                    "h={},P={},u={},p={}",
-                    e.host,
-                    e.port,
-                    e.user,
-                    e.password.unwrap_or_default()
-                )
-            };
             let script = format!(
                 "{} --print --algorithms Chunk --chunk-size 10000 --no-check-triggers --no-bin-log --databases {} {} {}; \
                  code=$?; [ $code -eq 0 ] || [ $code -eq 2 ]",
                 p.display(),
                 data.db,
-                e(&servers.source),
-                e(&servers.destination)
+                task::dsn(&servers.source),
+                task::dsn(&servers.destination)
             );
             let sc = servers.scratch.path().to_path_buf();
             let f = tokio::task::spawn_blocking(move || {

@@ -489,6 +489,17 @@ impl Meta {
             .ctx("releasing the task's fence lock")
     }
 
+    /// The generation the task row holds now (None when it cannot be read or is gone).
+    async fn generation_now(&self, conn: &mut Conn) -> Option<u64> {
+        conn.query_first(format!(
+            "SELECT generation FROM {} WHERE task = {}",
+            self.t("task"),
+            string(&self.task)
+        ))
+        .await
+        .unwrap_or(None)
+    }
+
     /// The fence error when a cutover moved the task's generation past this process's, else `e` as it is: a stale
     /// process that wakes up may first hit something else (its binlog session taken over by the cutover's drain,
     /// a session killed), and what it must say is that it was fenced off.
@@ -496,14 +507,7 @@ impl Meta {
         if e.code().id == codes::CUT_FENCED.id {
             return e;
         }
-        let now: Option<u64> = conn
-            .query_first(format!(
-                "SELECT generation FROM {} WHERE task = {}",
-                self.t("task"),
-                string(&self.task)
-            ))
-            .await
-            .unwrap_or(None);
+        let now = self.generation_now(conn).await;
         match now {
             Some(g) if g != self.generation => Error::definite(
                 &codes::CUT_FENCED,
@@ -519,14 +523,7 @@ impl Meta {
     /// The error for a fenced statement that matched nothing: FERRY-CUT-001 when the generation moved on (the task
     /// was cut over by a newer process), else the task row is gone.
     pub async fn fenced_error(&self, conn: &mut Conn, what: &str) -> Error {
-        let now: Option<u64> = conn
-            .query_first(format!(
-                "SELECT generation FROM {} WHERE task = {}",
-                self.t("task"),
-                string(&self.task)
-            ))
-            .await
-            .unwrap_or(None);
+        let now = self.generation_now(conn).await;
         match now {
             Some(g) if g != self.generation => Error::definite(
                 &codes::CUT_FENCED,

@@ -116,53 +116,17 @@ impl Value {
     pub fn write_literal(&self, col: &Column, out: &mut String) -> Result<()> {
         match self {
             Value::Null => out.push_str("NULL"),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::UInt(u) => {
-                let _ = write!(out, "{u}");
-            }
-            // Exponent notation makes the literal a DOUBLE (no DECIMAL detour) and Rust prints the shortest
-            // text that parses back to the same bits, so the stored value is bit-exact. A FLOAT widens to f64
-            // exactly and narrows back exactly.
-            Value::Float(f) => {
-                let _ = write!(out, "{:e}", f64::from(*f));
-            }
-            Value::Double(d) => {
-                let _ = write!(out, "{d:e}");
+            Value::Bytes(b) => write_bytes(b, col.charset.as_deref(), out),
+            Value::Json(b) => write_bytes(b, Some("utf8mb4"), out),
+            Value::Date { .. } | Value::DateTime { .. } | Value::Time { .. } => {
+                let _ = write!(out, "'{}'", Bare(self));
             }
             Value::Decimal(s) => {
                 check_decimal(s, col)?;
                 out.push_str(s);
             }
-            Value::Bytes(b) => write_bytes(b, col.charset.as_deref(), out),
-            Value::Json(b) => write_bytes(b, Some("utf8mb4"), out),
-            Value::Date { year, month, day } => {
-                let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
-            }
-            Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micro,
-            } => {
-                let _ = write!(
-                    out,
-                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}'"
-                );
-            }
-            Value::Time {
-                negative,
-                hours,
-                minute,
-                second,
-                micro,
-            } => {
-                let sign = if *negative { "-" } else { "" };
-                let _ = write!(out, "'{sign}{hours:02}:{minute:02}:{second:02}.{micro:06}'");
+            _ => {
+                let _ = write!(out, "{}", Bare(self));
             }
         }
         Ok(())
@@ -181,19 +145,6 @@ impl Value {
             Value::UInt(u) if col.data_type.eq_ignore_ascii_case("year") => {
                 let _ = write!(out, "{u:04}");
             }
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::UInt(u) => {
-                let _ = write!(out, "{u}");
-            }
-            // As in `write_literal`: the shortest text that parses back to the same bits.
-            Value::Float(f) => {
-                let _ = write!(out, "{:e}", f64::from(*f));
-            }
-            Value::Double(d) => {
-                let _ = write!(out, "{d:e}");
-            }
             Value::Decimal(s) => {
                 check_decimal(s, col)?;
                 out.extend_from_slice(s.as_bytes());
@@ -210,32 +161,8 @@ impl Value {
                     }
                 }
             }
-            Value::Date { year, month, day } => {
-                let _ = write!(out, "{year:04}-{month:02}-{day:02}");
-            }
-            Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micro,
-            } => {
-                let _ = write!(
-                    out,
-                    "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}"
-                );
-            }
-            Value::Time {
-                negative,
-                hours,
-                minute,
-                second,
-                micro,
-            } => {
-                let sign = if *negative { "-" } else { "" };
-                let _ = write!(out, "{sign}{hours:02}:{minute:02}:{second:02}.{micro:06}");
+            _ => {
+                let _ = write!(out, "{}", Bare(self));
             }
         }
         Ok(())
@@ -253,6 +180,48 @@ impl Value {
             Value::Bytes(b) | Value::Json(b) => 2 * b.len() + 24,
             Value::Decimal(s) => s.len(),
             _ => 28,
+        }
+    }
+}
+
+/// The unquoted text of a number or temporal value, the same in SQL literals and LOAD DATA text. Floats use
+/// exponent notation: the literal is then a DOUBLE (no DECIMAL detour), and Rust prints the shortest text that
+/// parses back to the same bits, so the stored value is bit-exact (a FLOAT widens to f64 and narrows back exactly).
+/// Strings, bytes and NULL have their own forms in each and are written empty here.
+struct Bare<'a>(&'a Value);
+
+impl std::fmt::Display for Bare<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::UInt(u) => write!(f, "{u}"),
+            Value::Float(x) => write!(f, "{:e}", f64::from(*x)),
+            Value::Double(d) => write!(f, "{d:e}"),
+            Value::Decimal(s) => f.write_str(s),
+            Value::Date { year, month, day } => write!(f, "{year:04}-{month:02}-{day:02}"),
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micro,
+            } => write!(
+                f,
+                "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}"
+            ),
+            Value::Time {
+                negative,
+                hours,
+                minute,
+                second,
+                micro,
+            } => {
+                let sign = if *negative { "-" } else { "" };
+                write!(f, "{sign}{hours:02}:{minute:02}:{second:02}.{micro:06}")
+            }
+            Value::Null | Value::Bytes(_) | Value::Json(_) => Ok(()),
         }
     }
 }

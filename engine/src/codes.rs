@@ -133,6 +133,8 @@ codes! {
         "ferry cannot translate the statement to the destination's columns. Apply the equivalent change to the destination table by hand, then start an incremental-only task from the position after the statement (ferry status shows it), or drop the column mapping/selection for that table.";
     CDC_REPLICA_ID_TAKEN = "FERRY-CDC-013", "another binlog reader connected to the source with ferry's replica server_id",
         "The source ends one of two dumps under the same server_id. Run one `ferry run` per task (a cutover's drain takes the id over on purpose), and give every task and replica its own incremental.server_id.";
+    CDC_XA = "FERRY-CDC-014", "an XA (two-phase) transaction is in the binlog",
+        "ferry applies whole transactions exactly once and cannot hold a prepared XA branch across its own restarts, so it stops before writing any of it. Commit the application's XA work as ordinary transactions while the task runs, or migrate the tables it writes offline (schema + full after the writes stop).";
     BENCH_SETUP = "FERRY-BEN-001", "the benchmark could not run a step",
         "The message names the step and what the server or tool said. `ferry bench` needs a MariaDB/MySQL server binary for its throwaway servers; anchor tools missing from PATH are skipped with a note, not an error.";
     BENCH_WRONG = "FERRY-BEN-002", "a benchmarked tool left the destination different from the source",

@@ -63,6 +63,9 @@ enum Op {
     Insert,
     Update,
     Delete,
+    /// Catch-up: the old row of a key change leaves its key. The source changed the row, it did not delete it, so
+    /// no ON DELETE rule follows (children of an unchanged `sku` stay where they are).
+    Displace,
 }
 
 /// What a queued exact-mode statement was, to report it when it fails.
@@ -113,6 +116,11 @@ pub struct Applier {
     in_tx: bool,
     /// Between a source transaction's GTID and its commit.
     in_source_tx: bool,
+    /// Rows of a source transaction that has not ended yet are in the open destination transaction: it must not
+    /// commit until that source transaction ends (a reader would see half of it, a resume would skip the rest).
+    partial: bool,
+    /// The position the last destination COMMIT recorded (what a restart resumes from).
+    committed: Position,
     run: Option<Run>,
     /// Exact mode: statements queued for one round trip (sent when full and at every commit).
     pipeline: Pipeline<Tag>,
@@ -124,6 +132,8 @@ pub struct Applier {
     /// Tables whose rows a foreign key cascade changes (children of a CASCADE / SET NULL parent): their rows must
     /// be applied in order with the parent's.
     cascade_children: HashSet<Name>,
+    /// Every tracked table under its destination name, as rows are applied to it (for following cascades down).
+    by_destination: HashMap<Name, Arc<Table>>,
     /// The tables tracked and the databases selected whole (what DDL may concern).
     scope: Scope,
     /// The shape of every tracked table as of `at` (DDL changes it).
@@ -188,12 +198,15 @@ impl Applier {
             p1,
             in_tx: false,
             in_source_tx: false,
+            partial: false,
+            committed: from.clone(),
             run: None,
             pipeline: Pipeline::default(),
             batches: HashMap::new(),
             batched_events: 0,
             batched_bytes: 0,
             cascade_children: HashSet::new(),
+            by_destination: HashMap::new(),
             scope,
             shapes: tables
                 .iter()
@@ -233,6 +246,16 @@ impl Applier {
         self.txns_open
     }
 
+    /// Whether part of a source transaction is applied and its end not seen yet: nothing can commit until it is.
+    pub fn mid_transaction(&self) -> bool {
+        self.partial
+    }
+
+    /// The checkpoint the destination holds: where a restart resumes.
+    pub fn committed(&self) -> &Position {
+        &self.committed
+    }
+
     /// Applies one item; `idle` says nothing else is waiting, so a finished batch should commit now. For a
     /// statement outside a transaction it returns the shape changes the reader must make before decoding on.
     pub async fn apply(&mut self, item: Item, idle: bool) -> Result<Option<Vec<Reshape>>> {
@@ -243,6 +266,7 @@ impl Applier {
             }
             Item::Rows { table, kind, rows } => {
                 let table = self.destination_table(&table);
+                self.partial = true;
                 self.begin().await?;
                 for (before, after) in rows {
                     self.row(&table, kind, before, after).await?;
@@ -274,6 +298,17 @@ impl Applier {
                     }
                     return Ok(None);
                 }
+                if self.partial {
+                    // A statement that commits by itself cannot come between a transaction's rows and its end:
+                    // the stream's transaction boundaries were misread, and going on could split a transaction.
+                    return Err(Error::definite(
+                        &codes::CDC_DECODE,
+                        format!(
+                            "{file}:{end}: a statement outside any transaction (`{}`) arrived while a transaction's rows were open",
+                            excerpt(&sql)
+                        ),
+                    ));
+                }
                 self.commit().await?;
                 let (changes, opens_transaction) = self.statement(&db, &sql, &file, end).await?;
                 if !opens_transaction {
@@ -300,11 +335,18 @@ impl Applier {
     /// The destination tables some tracked table's CASCADE / SET NULL foreign keys change (names as written,
     /// `[mapping]` applied, like the tables rows are applied to).
     fn refresh_cascade_children(&mut self) {
-        self.cascade_children = self
+        let mapped: Vec<Table> = self
             .shapes
             .values()
             .map(|t| t.mapped(&self.names))
-            .flat_map(|t| t.followers.into_iter().map(|f| Name::new(&f.db, &f.table)))
+            .collect();
+        self.cascade_children = mapped
+            .iter()
+            .flat_map(|t| t.followers.iter().map(|f| Name::new(&f.db, &f.table)))
+            .collect();
+        self.by_destination = mapped
+            .into_iter()
+            .map(|t| (Name::new(&t.db, &t.name), Arc::new(t)))
             .collect();
     }
 
@@ -324,9 +366,12 @@ impl Applier {
         d
     }
 
-    /// Commits the open batch with its checkpoint (nothing to do when no source transaction finished since).
+    /// Commits the open batch with its checkpoint (nothing to do when no source transaction finished since). A
+    /// destination transaction holds whole source transactions only: while one is partly applied this does nothing,
+    /// and the commit comes at that transaction's end (or never, if the run stops first: the server rolls the
+    /// destination transaction back when the session ends, and a restart reads the source transaction again).
     pub async fn commit(&mut self) -> Result<()> {
-        if self.txns_open == 0 {
+        if self.txns_open == 0 || self.partial {
             return Ok(());
         }
         self.flush().await?;
@@ -368,6 +413,7 @@ impl Applier {
             self.window = (Instant::now(), t, r);
         }
         self.ddl_pending = None;
+        self.committed = self.at.clone();
         self.in_tx = false;
         self.stats.transactions += self.txns_open;
         self.stats.rows += self.rows_open;
@@ -384,6 +430,7 @@ impl Applier {
 
     fn end_transaction(&mut self, file: &str, end: u64, ts: u32) -> Result<()> {
         self.in_source_tx = false;
+        self.partial = false;
         let gtid = std::mem::take(&mut self.current_gtid);
         match &mut self.gtids {
             Gtids::MySql(set) if !gtid.is_empty() => {
@@ -435,7 +482,7 @@ impl Applier {
                 let Some(Tag::Rows {
                     table,
                     op,
-                    keys,
+                    keys: _,
                     rows,
                 }) = tag
                 else {
@@ -445,6 +492,9 @@ impl Applier {
                     // A unique key other than the primary key names both rows (CDC-006); else the key is taken.
                     let key = sql::key_of(&table)?;
                     self.check_uniques(&table, &key, &rows).await?;
+                    // The keys the rows were to have (an update may change its row's key).
+                    let keys: Vec<Vec<Value>> =
+                        rows.iter().map(|r| sql::project(r, &key)).collect();
                     let found = self.existing(&table, &key, &keys).await?;
                     let present: Vec<String> = keys
                         .iter()
@@ -474,7 +524,7 @@ impl Applier {
                     table, op, keys, ..
                 } => {
                     let what = match op {
-                        Op::Delete => "delete",
+                        Op::Delete | Op::Displace => "delete",
                         Op::Update => "update",
                         Op::Insert | Op::Upsert => "insert",
                     };
@@ -498,11 +548,11 @@ impl Applier {
         let key = sql::key_of(&t)?;
         let keys: Vec<Vec<Value>> = run.rows.iter().map(|r| sql::project(r, &key)).collect();
         match run.op {
-            Op::Delete => {
+            Op::Delete | Op::Displace => {
                 let distinct: HashSet<String> = keys.iter().map(|k| key_json(k)).collect();
                 // The source cascaded this delete to child rows without logging them; the destination is the
                 // source at this point, so FK checks on for this statement let it cascade the same way.
-                let cascades = t.cascades_on_delete();
+                let cascades = run.op == Op::Delete && t.cascades_on_delete();
                 if cascades {
                     self.pipeline.push(
                         "SET SESSION foreign_key_checks = 1".into(),
@@ -629,14 +679,12 @@ impl Applier {
                 let same_key = sql::project(&before, &key) == sql::project(&after, &key);
                 match (same_key, exact) {
                     (true, false) => self.push(table, Op::Upsert, after, None).await,
-                    (true, true) => self.push(table, Op::Update, after, Some(before)).await,
+                    // A key change too is one UPDATE by the old key, FK checks off: a DELETE + INSERT would run
+                    // the children's ON DELETE rules, which the source never ran.
+                    (_, true) => self.push(table, Op::Update, after, Some(before)).await,
                     (false, false) => {
-                        self.push(table, Op::Delete, before, None).await?;
+                        self.push(table, Op::Displace, before, None).await?;
                         self.push(table, Op::Upsert, after, None).await
-                    }
-                    (false, true) => {
-                        self.push(table, Op::Delete, before, None).await?;
-                        self.push(table, Op::Insert, after, None).await
                     }
                 }
             }
@@ -858,24 +906,17 @@ impl Applier {
         let key = sql::key_of(&t)?;
         let keys: Vec<Vec<Value>> = run.rows.iter().map(|r| sql::project(r, &key)).collect();
         match run.op {
-            Op::Delete => {
-                // The source cascaded this delete to child rows without logging them. Children may be copies
-                // from later (FK checks could refuse the delete), so they are made to follow explicitly.
+            Op::Delete | Op::Displace => {
+                // The source cascaded a delete to child rows without logging them. Children may be copies
+                // from later (FK checks could refuse the delete), so they are made to follow explicitly, every
+                // level down. A displaced row was not deleted on the source: nothing follows it.
                 self.conn
                     .query_drop(sql::delete_keys(&t, &keys)?)
                     .await
                     .ctx(t.display_name())?;
-                if t.cascades_on_delete() {
-                    for row in &run.rows {
-                        for f in &t.followers {
-                            for q in sql::follow(&t, f, &sql::project(row, &f.referenced), None)? {
-                                self.conn
-                                    .query_drop(q)
-                                    .await
-                                    .ctx(format!("{}.{}", f.db, f.table))?;
-                            }
-                        }
-                    }
+                if run.op == Op::Delete && t.cascades_on_delete() {
+                    let changes = run.rows.iter().map(|r| (r.clone(), None)).collect();
+                    self.follow_cascades(&t, changes).await?;
                 }
             }
             Op::Update | Op::Insert => {
@@ -1092,23 +1133,13 @@ impl Applier {
         self.flush().await?;
         if self.mode == Mode::CatchUp {
             // Children may already be copies from after this change: move them explicitly (a child already
-            // under the new values wins), then write the parent like any other key change.
-            for f in &t.followers {
-                let (old, new) = (
-                    sql::project(&before, &f.referenced),
-                    sql::project(&after, &f.referenced),
-                );
-                if old == new {
-                    continue;
-                }
-                for q in sql::follow(t, f, &old, Some(&new))? {
-                    self.conn
-                        .query_drop(q)
-                        .await
-                        .ctx(format!("{}.{}", f.db, f.table))?;
-                }
+            // under the new values wins), every level down, then write the parent like any other key change.
+            self.follow_cascades(t, vec![(before.clone(), Some(after.clone()))])
+                .await?;
+            let key = sql::key_of(t)?;
+            if sql::project(&before, &key) != sql::project(&after, &key) {
+                self.push(t, Op::Displace, before, None).await?;
             }
-            self.push(t, Op::Delete, before, None).await?;
             return self.push(t, Op::Upsert, after, None).await;
         }
         let key = sql::key_of(t)?;
@@ -1135,6 +1166,120 @@ impl Applier {
             Tag::Session,
         );
         Ok(())
+    }
+
+    /// Catch-up: makes on the destination what the source's foreign keys did below `parent` without logging it,
+    /// for each `(old row, new row)` change of the parent (new None: deleted), every level down. Rows a rule changes
+    /// are read before it runs when their own table has followers, and followed in turn (breadth first); a row is
+    /// followed once, so cycles (a self-referencing table, two tables referencing each other) end.
+    async fn follow_cascades(
+        &mut self,
+        parent: &Arc<Table>,
+        changes: Vec<(Vec<Value>, Option<Vec<Value>>)>,
+    ) -> Result<()> {
+        type Change = (Arc<Table>, Vec<Value>, Option<Vec<Value>>);
+        let mut work: std::collections::VecDeque<Change> = changes
+            .into_iter()
+            .map(|(old, new)| (parent.clone(), old, new))
+            .collect();
+        let mut seen: HashSet<(Name, String)> = HashSet::new();
+        while let Some((t, old, new)) = work.pop_front() {
+            for f in &t.followers {
+                let old_ref = sql::project(&old, &f.referenced);
+                if old_ref.iter().any(Value::is_null) {
+                    continue; // NULL references nothing
+                }
+                let new_ref = new.as_ref().map(|n| sql::project(n, &f.referenced));
+                if new_ref.as_ref() == Some(&old_ref) {
+                    continue;
+                }
+                let rule = if new_ref.is_some() {
+                    f.on_update
+                } else {
+                    f.on_delete
+                };
+                if rule == crate::schema::model::FkRule::Restrict {
+                    continue;
+                }
+                let child = self
+                    .by_destination
+                    .get(&Name::new(&f.db, &f.table))
+                    .cloned();
+                if let Some(child) = child.filter(|c| !c.followers.is_empty()) {
+                    for row in self.child_rows(&child, f, &old_ref).await? {
+                        let id = match &child.key {
+                            Some(k) => key_json(&sql::project(&row, &k.columns)),
+                            None => row_json(&row),
+                        };
+                        if !seen.insert((Name::new(&child.db, &child.name), id)) {
+                            continue;
+                        }
+                        let changed = match (rule, &new_ref) {
+                            (crate::schema::model::FkRule::Cascade, None) => None,
+                            (_, to) => {
+                                let mut r = row.clone();
+                                for (n, c) in f.columns.iter().enumerate() {
+                                    if let Some(i) = child.columns.iter().position(|x| &x.name == c)
+                                    {
+                                        r[i] = match to {
+                                            Some(v)
+                                                if rule
+                                                    == crate::schema::model::FkRule::Cascade =>
+                                            {
+                                                v.get(n).cloned().unwrap_or(Value::Null)
+                                            }
+                                            _ => Value::Null,
+                                        };
+                                    }
+                                }
+                                Some(r)
+                            }
+                        };
+                        work.push_back((child.clone(), row, changed));
+                    }
+                }
+                for q in sql::follow(&t, f, &old_ref, new_ref.as_deref())? {
+                    self.conn
+                        .query_drop(q)
+                        .await
+                        .ctx(format!("{}.{}", f.db, f.table))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The destination rows of `child` whose FK `f` holds `values` (whole rows, omitted columns NULL).
+    async fn child_rows(
+        &mut self,
+        child: &Table,
+        f: &crate::schema::model::Follower,
+        values: &[Value],
+    ) -> Result<Vec<Vec<Value>>> {
+        let Some(fk_cols) = f
+            .columns
+            .iter()
+            .map(|c| child.columns.iter().position(|x| &x.name == c))
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return Ok(Vec::new());
+        };
+        let present = child.present_columns();
+        let cond = sql::where_tuples(child, &fk_cols, &[values.to_vec()])?;
+        let q = sql::select_where(child, &present, &cond);
+        let cols: Vec<&crate::schema::model::Column> =
+            present.iter().map(|&i| &child.columns[i]).collect();
+        let found: Vec<mysql_async::Row> = self.conn.exec(q, ()).await.ctx(child.display_name())?;
+        let mut out = Vec::with_capacity(found.len());
+        for r in found {
+            let vals = crate::copy::plan::decode_row(r, &cols)?;
+            let mut row = vec![Value::Null; child.columns.len()];
+            for (&i, v) in present.iter().zip(vals) {
+                row[i] = v;
+            }
+            out.push(row);
+        }
+        Ok(out)
     }
 
     /// Tables without a key: one statement per row, matched on every column (duplicates are indistinguishable).

@@ -19,7 +19,21 @@ pub mod mariadb {
     /// QUERY_COMPRESSED (165) through DELETE_ROWS_COMPRESSED_V1 (171): written with log_bin_compress=ON.
     pub const COMPRESSED_FIRST: u8 = 165;
     pub const COMPRESSED_LAST: u8 = 171;
+
+    /// Flags of the GTID event (`flags2`), the byte after seq_no and domain_id.
+    pub mod gtid_flags {
+        /// The group is one statement that commits by itself (DDL, a non-transactional change): no XID/COMMIT
+        /// follows. Without it the GTID event stands for BEGIN and the group ends at XID or a COMMIT/ROLLBACK query.
+        pub const STANDALONE: u8 = 1;
+        /// The group is the prepare of an XA transaction (XA START .. XA END, XA PREPARE).
+        pub const PREPARED_XA: u8 = 64;
+        /// The group is the XA COMMIT or XA ROLLBACK of a prepared XA transaction.
+        pub const COMPLETED_XA: u8 = 128;
+    }
 }
+
+/// MySQL's XA_PREPARE_LOG_EVENT: ends the prepare of an XA transaction (its commit or rollback comes later).
+const XA_PREPARE: u8 = 38;
 
 /// MySQL's PARTIAL_UPDATE_ROWS_EVENT (binlog_row_value_options=PARTIAL_JSON).
 const PARTIAL_UPDATE_ROWS: u8 = 39;
@@ -155,11 +169,16 @@ impl EventDecoder {
         let at = || format!("event at {}:{end}", self.file);
         match raw {
             mariadb::GTID => {
-                self.in_group = false;
-                return Ok(Some(Item::Begin {
-                    gtid: mariadb_gtid(event)?,
-                }));
+                let (gtid, flags) = mariadb_gtid(event)?;
+                if flags & (mariadb::gtid_flags::PREPARED_XA | mariadb::gtid_flags::COMPLETED_XA) != 0 {
+                    return Err(xa_refused(&at(), &gtid));
+                }
+                // MariaDB writes no BEGIN: a transactional group opens here and only its XID (or a COMMIT or
+                // ROLLBACK query) ends it. A SAVEPOINT or any other query inside it is part of the transaction.
+                self.in_group = flags & mariadb::gtid_flags::STANDALONE == 0;
+                return Ok(Some(Item::Begin { gtid }));
             }
+            XA_PREPARE => return Err(xa_refused(&at(), "")),
             mariadb::BINLOG_CHECKPOINT | mariadb::GTID_LIST => {
                 return Ok((end > 0).then(|| Item::Skip { file: self.file.clone(), end }))
             }
@@ -238,6 +257,9 @@ impl EventDecoder {
             }
             EventData::QueryEvent(q) => {
                 let sql = q.query();
+                if is_xa(&sql) {
+                    return Err(xa_refused(&at(), sql.trim()));
+                }
                 match sql.trim() {
                     "BEGIN" => {
                         self.in_group = true;
@@ -435,20 +457,52 @@ fn image(
     Ok(Some(vals))
 }
 
-/// MariaDB GTID event body: seq_no (8), domain_id (4), flags (1); the server id is the header's.
-fn mariadb_gtid(event: &Event) -> Result<String> {
+/// MariaDB GTID event body: seq_no (8), domain_id (4), flags (1); the server id is the header's. Returns the GTID
+/// and the flags.
+fn mariadb_gtid(event: &Event) -> Result<(String, u8)> {
     let d = event.data();
-    match (d.get(0..8), d.get(8..12)) {
-        (Some(seq), Some(domain)) => {
+    match (d.get(0..8), d.get(8..12), d.get(12)) {
+        (Some(seq), Some(domain), Some(&flags)) => {
             let seq = u64::from_le_bytes(seq.try_into().unwrap_or([0; 8]));
             let domain = u32::from_le_bytes(domain.try_into().unwrap_or([0; 4]));
-            Ok(format!("{domain}-{}-{seq}", event.header().server_id()))
+            Ok((
+                format!("{domain}-{}-{seq}", event.header().server_id()),
+                flags,
+            ))
         }
         _ => Err(Error::definite(
             &codes::CDC_DECODE,
             format!("MariaDB GTID event of {} bytes", d.len()),
         )),
     }
+}
+
+/// `XA START`, `XA END`, `XA PREPARE`, `XA COMMIT`, `XA ROLLBACK` (any case, any spacing).
+fn is_xa(sql: &str) -> bool {
+    let mut words = sql.split_ascii_whitespace();
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case("XA"))
+        && words.next().is_some_and(|w| {
+            ["START", "BEGIN", "END", "PREPARE", "COMMIT", "ROLLBACK"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k))
+        })
+}
+
+/// An XA transaction's prepare and its commit or rollback are separate binlog groups, possibly far apart and
+/// across a restart; applying them exactly once would mean holding a prepared transaction on the destination across
+/// ferry's own restarts. ferry refuses them rather than apply half of one.
+fn xa_refused(at: &str, what: &str) -> Error {
+    Error::definite(
+        &codes::CDC_XA,
+        format!(
+            "{at}: XA transaction{}",
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!(" ({what})")
+            }
+        ),
+    )
 }
 
 /// Whether the last four bytes of an event read without checksum handling are the CRC32 of the rest of it.

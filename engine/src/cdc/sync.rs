@@ -276,7 +276,7 @@ async fn attempt(
     report.commits += applier.stats.commits;
     report.parked += applier.stats.parked;
     report.mode = applier.mode();
-    report.checkpoint = Some(applier.position().clone());
+    report.checkpoint = Some(applier.committed().clone());
     applier.close().await;
     let _ = dst_pool.disconnect().await;
     let _ = src_pool.disconnect().await;
@@ -307,7 +307,9 @@ async fn apply_loop(
         let asked = *control.borrow();
         match asked {
             Control::Stop => return Ok("stopped"),
-            Control::Pause => {
+            // A pause in the middle of a source transaction takes effect at its end: the destination never
+            // holds half of one, and a paused applier must not sit on its row locks.
+            Control::Pause if !applier.mid_transaction() => {
                 applier.commit().await?;
                 info!("sync paused");
                 while *control.borrow() == Control::Pause {

@@ -1,0 +1,404 @@
+//! Exactly once for the transactions applications really send: savepoints inside a MariaDB transaction (which
+//! writes no BEGIN), a kill at the first commit after one, pause and stop in the middle of a large throttled
+//! transaction with a reader watching the destination, XA refused with its code, key changes under foreign keys and
+//! cascades several levels deep, in catch-up and in exact mode.
+
+mod common;
+
+use common::*;
+use ferry_engine::cdc::sync::Control;
+use ferry_engine::config::{MigrationType, TaskConfig};
+use ferry_sim::Instance;
+use mysql_async::prelude::Queryable;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn online(name: &str, source: &Instance, destination: &Instance, db: &str) -> TaskConfig {
+    let mut cfg = task(name, source, destination, &[db]);
+    cfg.task.types.push(MigrationType::Incremental);
+    cfg.full.workers = 2;
+    cfg.full.chunk_rows = 500;
+    cfg
+}
+
+async fn on(inst: &Instance, statements: &[&str]) {
+    let mut c = inst.conn().await.expect("connect");
+    for s in statements {
+        c.query_drop(*s)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    let _ = c.disconnect().await;
+}
+
+/// `ferry run --until-caught-up` of the task file with these failpoints armed; its exit code.
+fn run_once(file: &str, failpoints: &str) -> i32 {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "-c", file, "--until-caught-up"])
+        .env("FERRY_FAILPOINTS", failpoints)
+        .env("RUST_LOG", "ferry_engine=info")
+        .output()
+        .expect("spawning ferry run");
+    let code = out.status.code().unwrap_or(-1);
+    eprintln!(
+        "ferry run (failpoints `{failpoints}`) exited {code}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    code
+}
+
+/// Item 1: a transaction with SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT (what Django `atomic`, Rails
+/// `requires_new` and Spring NESTED send) is one source transaction. ferry dies (kill -9) at its first commit after
+/// it: the destination holds none of it or all of it, and the next run ends equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn savepoints_never_split_a_transaction_across_a_kill() {
+    logs();
+    let (source, destination) = pair().await;
+    on(
+        &source,
+        &[
+            "CREATE DATABASE eo",
+            "CREATE TABLE eo.t (id INT PRIMARY KEY, v VARCHAR(40) NOT NULL)",
+            "INSERT INTO eo.t SELECT seq, CONCAT('seed ', seq) FROM mysql.seq_1_to_10",
+        ],
+    )
+    .await;
+    let mut cfg = online("eo-savepoints", &source, &destination, "eo");
+    // Nothing but the test's transaction in the binlog after the first run: the first commit of the second run
+    // is the one that decides.
+    cfg.incremental.heartbeat = false;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    assert_eq!(run_once(&file, ""), 0, "first run: copy and catch up");
+    assert_eq!(count(&destination, "SELECT COUNT(*) FROM eo.t").await, 10);
+
+    on(
+        &source,
+        &[
+            "BEGIN",
+            "INSERT INTO eo.t SELECT 100 + seq, 'before the savepoint' FROM mysql.seq_1_to_3000",
+            "SAVEPOINT outer_sp",
+            "INSERT INTO eo.t SELECT 10000 + seq, 'rolled back' FROM mysql.seq_1_to_50",
+            "ROLLBACK TO SAVEPOINT outer_sp",
+            "SAVEPOINT inner_sp",
+            "UPDATE eo.t SET v = 'updated in the nested block' WHERE id <= 5",
+            "RELEASE SAVEPOINT inner_sp",
+            "INSERT INTO eo.t SELECT 20000 + seq, 'after the savepoints' FROM mysql.seq_1_to_3000",
+            "COMMIT",
+        ],
+    )
+    .await;
+    let total = count(&source, "SELECT COUNT(*) FROM eo.t").await;
+    assert_eq!(total, 6010);
+
+    assert_eq!(
+        run_once(&file, "apply.batch_committed=crash@1"),
+        137,
+        "the second run dies at its first commit"
+    );
+    let seen = count(&destination, "SELECT COUNT(*) FROM eo.t").await;
+    assert!(
+        seen == 10 || seen == total,
+        "after the kill the destination holds {seen} rows: part of one source transaction (10 before it, {total} after)"
+    );
+    assert_eq!(run_once(&file, ""), 0, "the third run catches up");
+    assert_same_data(&source, &destination, "eo").await;
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM eo.t WHERE v = 'rolled back'"
+        )
+        .await,
+        0
+    );
+}
+
+/// Item 1, XA: a prepared XA branch (committed later, or rolled back) stops sync with FERRY-CDC-014 before any of
+/// it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn xa_transactions_are_refused_with_a_code_and_nothing_applied() {
+    logs();
+    let (source, destination) = pair().await;
+    on(
+        &source,
+        &[
+            "CREATE DATABASE xa",
+            "CREATE TABLE xa.t (id INT PRIMARY KEY)",
+            "INSERT INTO xa.t VALUES (1)",
+        ],
+    )
+    .await;
+    let cfg = online("xa", &source, &destination, "xa");
+    let (_ctl, run) = start_run(&cfg);
+    let run = wait_synced(&destination, "xa", run, 0).await;
+    on(
+        &source,
+        &[
+            "XA START 'ferry-xa'",
+            "INSERT INTO xa.t VALUES (2), (3)",
+            "XA END 'ferry-xa'",
+            "XA PREPARE 'ferry-xa'",
+            "XA ROLLBACK 'ferry-xa'",
+        ],
+    )
+    .await;
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("sync stops on the XA transaction")
+        .expect("run task")
+        .expect_err("XA is refused");
+    assert_eq!(err.code().id, "FERRY-CDC-014", "{err}");
+    assert_eq!(count(&destination, "SELECT COUNT(*) FROM xa.t").await, 1);
+}
+
+/// Item 2: a source transaction of 20,000 rows applied under a row throttle. A pause that arrives in its middle
+/// takes effect at its end; a stop in its middle commits none of it; a reader polling the destination never sees a
+/// count that is not a whole number of source transactions; the next run applies it and ends equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_and_stop_inside_a_large_transaction_never_commit_part_of_it() {
+    logs();
+    let (source, destination) = pair().await;
+    on(
+        &source,
+        &[
+            "CREATE DATABASE big",
+            "CREATE TABLE big.t (id INT PRIMARY KEY, pad CHAR(40) NOT NULL)",
+        ],
+    )
+    .await;
+    let mut cfg = online("big", &source, &destination, "big");
+    cfg.incremental.rows_per_s_max = 5_000;
+    const TX_ROWS: u64 = 20_000;
+
+    // The reader: every count it sees, until told to stop.
+    let seen = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let (seen, done, ep) = (seen.clone(), done.clone(), destination.conn());
+        let mut c = ep.await.expect("reader session");
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let n: Option<u64> = c
+                    .query_first("SELECT COUNT(*) FROM big.t")
+                    .await
+                    .unwrap_or(None);
+                if let Some(n) = n {
+                    seen.lock().expect("lock").insert(n);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    let (ctl, run) = start_run(&cfg);
+    let run = wait_synced(&destination, "big", run, 0).await;
+    let big_tx = |lo: u64| {
+        let mut s = vec!["BEGIN".to_string()];
+        for part in 0..4 {
+            s.push(format!(
+                "INSERT INTO big.t SELECT {} + seq, REPEAT('x', 40) FROM mysql.seq_1_to_5000",
+                lo + part * 5_000
+            ));
+        }
+        s.push("COMMIT".into());
+        s
+    };
+
+    // Pause in the middle of the first transaction.
+    let tx: Vec<String> = big_tx(0);
+    on(&source, &tx.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM big.t").await,
+        0,
+        "the pause must arrive while the transaction is being applied (throttled to 4 s)"
+    );
+    ctl.send(Control::Pause).expect("pause");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM big.t").await,
+        TX_ROWS,
+        "the pause took effect at the transaction's end"
+    );
+    ctl.send(Control::Run).expect("resume");
+
+    // Stop in the middle of the second.
+    let tx: Vec<String> = big_tx(TX_ROWS);
+    on(&source, &tx.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM big.t").await,
+        TX_ROWS,
+        "the stop must arrive while the second transaction is being applied"
+    );
+    ctl.send(Control::Stop).expect("stop");
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("stopped in time")
+        .expect("run task")
+        .expect("a stop is not a failure");
+    assert_eq!(report.sync.as_ref().map(|s| s.ended), Some("stopped"));
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM big.t").await,
+        TX_ROWS,
+        "nothing of the stopped transaction was committed"
+    );
+
+    // The next run applies the second transaction whole, in exact mode, without a conflict.
+    cfg.incremental.rows_per_s_max = 0;
+    let (ctl, run) = start_run(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&destination, "SELECT COUNT(*) FROM big.t").await < 2 * TX_ROWS {
+        assert!(!run.is_finished(), "the resumed run ended early");
+        assert!(
+            Instant::now() < deadline,
+            "the resumed run did not apply the transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ctl.send(Control::Drain).expect("drain");
+    run.await.expect("run task").expect("resumed run");
+    done.store(true, Ordering::Relaxed);
+    poller.await.expect("reader");
+    let seen = seen.lock().expect("lock").clone();
+    assert!(
+        seen.iter().all(|n| n % TX_ROWS == 0),
+        "a reader saw part of a source transaction: counts {seen:?}"
+    );
+    assert_same_data(&source, &destination, "big").await;
+}
+
+const FK_SCHEMA: &[&str] = &[
+    "CREATE DATABASE fk",
+    // A parent whose children follow a unique non-key column (`sku`) on delete, and its key on update.
+    "CREATE TABLE fk.p (id INT PRIMARY KEY, sku VARCHAR(20) NOT NULL UNIQUE, name VARCHAR(40))",
+    "CREATE TABLE fk.ch (id INT PRIMARY KEY, p_sku VARCHAR(20), \
+     FOREIGN KEY (p_sku) REFERENCES fk.p (sku) ON DELETE CASCADE)",
+    "CREATE TABLE fk.ch2 (id INT PRIMARY KEY, p_id INT, \
+     FOREIGN KEY (p_id) REFERENCES fk.p (id) ON DELETE CASCADE ON UPDATE CASCADE)",
+    // A parent whose only follower sets NULL on delete and has no ON UPDATE rule.
+    "CREATE TABLE fk.p2 (id INT PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE)",
+    "CREATE TABLE fk.k2 (id INT PRIMARY KEY, p2_code VARCHAR(20), \
+     FOREIGN KEY (p2_code) REFERENCES fk.p2 (code) ON DELETE SET NULL)",
+    // Three levels: customers -> orders -> order lines -> line notes.
+    "CREATE TABLE fk.c (id INT PRIMARY KEY)",
+    "CREATE TABLE fk.o (id INT PRIMARY KEY, c_id INT NOT NULL, \
+     FOREIGN KEY (c_id) REFERENCES fk.c (id) ON DELETE CASCADE)",
+    "CREATE TABLE fk.l (id INT PRIMARY KEY, o_id INT NOT NULL, \
+     FOREIGN KEY (o_id) REFERENCES fk.o (id) ON DELETE CASCADE)",
+    "CREATE TABLE fk.n (id INT PRIMARY KEY, l_id INT, \
+     FOREIGN KEY (l_id) REFERENCES fk.l (id) ON DELETE SET NULL)",
+    // A self-referencing chain: deleting the top deletes every level below it.
+    "CREATE TABLE fk.e (id INT PRIMARY KEY, boss INT NULL, \
+     FOREIGN KEY (boss) REFERENCES fk.e (id) ON DELETE CASCADE)",
+    // Rows to keep the copy busy (throttled) while the source changes the small tables, before P1.
+    "CREATE TABLE fk.zz (id INT PRIMARY KEY, pad CHAR(20) NOT NULL)",
+    "INSERT INTO fk.p VALUES (1, 'S1', 'one'), (2, 'S2', 'two'), (3, 'S3', 'three')",
+    "INSERT INTO fk.ch SELECT seq, CONCAT('S', 1 + seq % 3) FROM mysql.seq_1_to_30",
+    "INSERT INTO fk.ch2 SELECT seq, 1 + seq % 3 FROM mysql.seq_1_to_30",
+    "INSERT INTO fk.p2 VALUES (1, 'C1'), (2, 'C2'), (3, 'C3')",
+    "INSERT INTO fk.k2 SELECT seq, CONCAT('C', 1 + seq % 3) FROM mysql.seq_1_to_30",
+    "INSERT INTO fk.c SELECT seq FROM mysql.seq_1_to_4",
+    "INSERT INTO fk.o SELECT seq, 1 + seq % 4 FROM mysql.seq_1_to_40",
+    "INSERT INTO fk.l SELECT seq, 1 + seq % 40 FROM mysql.seq_1_to_200",
+    "INSERT INTO fk.n SELECT seq, 1 + seq % 200 FROM mysql.seq_1_to_400",
+    "INSERT INTO fk.e VALUES (1, NULL), (2, 1), (3, 2), (4, 3), (5, 4), (6, 1), (7, NULL), (8, 7), (9, 8), (10, 9), (11, NULL)",
+    "INSERT INTO fk.zz SELECT seq, 'filler' FROM mysql.seq_1_to_8000",
+];
+
+/// What the application does to the FK tables: key changes that leave the referenced unique column alone, a key
+/// change that also changes it, deletes whose cascades go three and four levels deep.
+fn fk_changes(p_id: u32, c_id: u32, e_id: u32) -> Vec<String> {
+    vec![
+        format!("UPDATE fk.p SET id = id + 1000 WHERE id = {p_id}"),
+        format!("UPDATE fk.p2 SET id = id + 1000 WHERE id = {p_id}"),
+        format!("DELETE FROM fk.c WHERE id = {c_id}"),
+        format!("DELETE FROM fk.e WHERE id = {e_id}"),
+    ]
+}
+
+/// Items 3 and 4: key-changing updates under foreign keys and cascades of every depth, first replayed in catch-up
+/// (changed on the source while the copy runs, after the small tables were copied, before P1), then in exact mode.
+/// The destination must end as the source, where only the rules of the columns that changed took effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_changes_under_foreign_keys_and_deep_cascades_match_the_source() {
+    logs();
+    let (source, destination) = pair().await;
+    on(&source, FK_SCHEMA).await;
+    let mut cfg = online("fk", &source, &destination, "fk");
+    cfg.full.rows_per_s_max = 1_000;
+    let (ctl, run) = start_run(&cfg);
+    // Every small table copied, the filler still copying.
+    let small = "SELECT COUNT(DISTINCT name) FROM ferry_meta.chunks WHERE db = 'fk' AND name <> 'zz' AND done_at IS NOT NULL";
+    let meta_ready = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = 'chunks'";
+    wait_for("the metadata", &destination, meta_ready, 1, &mut || {
+        !run.is_finished()
+    })
+    .await
+    .expect("metadata created");
+    wait_for(
+        "the small tables' copy",
+        &destination,
+        small,
+        10,
+        &mut || !run.is_finished(),
+    )
+    .await
+    .expect("small tables copied");
+    let changes = fk_changes(1, 1, 1);
+    on(
+        &source,
+        &changes.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM ferry_meta.cdc WHERE p1 IS NULL"
+        )
+        .await,
+        1,
+        "the changes must come before P1 (catch-up); raise the filler or lower the copy rate"
+    );
+    let run = wait_synced(&destination, "fk", run, 1).await;
+
+    // Exact mode.
+    let changes = fk_changes(2, 2, 7);
+    on(
+        &source,
+        &changes.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    ctl.send(Control::Drain).expect("drain");
+    let report = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("drained in time")
+        .expect("run task")
+        .expect("run");
+    assert_eq!(
+        format!("{:?}", report.sync.as_ref().expect("sync").mode),
+        "Exact"
+    );
+    // What the source holds: the sku children stayed, the id children moved, SET NULL and the deep cascades ran.
+    assert_eq!(count(&source, "SELECT COUNT(*) FROM fk.ch").await, 30);
+    assert_eq!(
+        count(&source, "SELECT COUNT(*) FROM fk.ch2 WHERE p_id > 1000").await,
+        20
+    );
+    assert_eq!(
+        count(&source, "SELECT COUNT(*) FROM fk.k2 WHERE p2_code IS NULL").await,
+        0
+    );
+    assert_eq!(count(&source, "SELECT COUNT(*) FROM fk.e").await, 1);
+    assert_same_data(&source, &destination, "fk").await;
+    let v = verify(&cfg).await;
+    assert!(v.consistent(), "verifier found differences: {v:?}");
+}

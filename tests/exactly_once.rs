@@ -36,8 +36,12 @@ async fn on(inst: &Instance, statements: &[&str]) {
 
 /// `ferry run --until-caught-up` of the task file with these failpoints armed; its exit code.
 fn run_once(file: &str, failpoints: &str) -> i32 {
+    run_with(&["run", "-c", file, "--until-caught-up"], failpoints)
+}
+
+fn run_with(args: &[&str], failpoints: &str) -> i32 {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["run", "-c", file, "--until-caught-up"])
+        .args(args)
         .env("FERRY_FAILPOINTS", failpoints)
         .env("RUST_LOG", "ferry_engine=info")
         .output()
@@ -401,4 +405,41 @@ async fn key_changes_under_foreign_keys_and_deep_cascades_match_the_source() {
     assert_same_data(&source, &destination, "fk").await;
     let v = verify(&cfg).await;
     assert!(v.consistent(), "verifier found differences: {v:?}");
+}
+
+/// Item 10: the COMMIT of a chunk reached the server but its reply was lost (a transient error right after the
+/// commit, as a connection cut at that instant gives). The retry reads the chunk's done record first instead of
+/// copying it again into rows that are already there (FERRY-DAT-001 before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_whose_commit_reply_was_lost_is_not_copied_twice() {
+    logs();
+    let (source, destination) = pair().await;
+    on(
+        &source,
+        &[
+            "CREATE DATABASE lost",
+            "CREATE TABLE lost.t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)",
+            "INSERT INTO lost.t SELECT seq, 'row' FROM mysql.seq_1_to_3000",
+        ],
+    )
+    .await;
+    let mut cfg = task("lost", &source, &destination, &["lost"]);
+    cfg.full.chunk_rows = 500;
+    cfg.full.workers = 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    assert_eq!(
+        run_with(&["run", "-c", &file], "copy.chunk_committed=error@2"),
+        0,
+        "the run goes on past the lost reply"
+    );
+    assert_same_data(&source, &destination, "lost").await;
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT CAST(SUM(`rows`) AS UNSIGNED) FROM ferry_meta.chunks WHERE task = 'lost'"
+        )
+        .await,
+        3000
+    );
 }

@@ -889,6 +889,29 @@ impl Meta {
         )
     }
 
+    /// The rows a chunk was recorded done with, None while it is not done. Read before a chunk is retried: a
+    /// COMMIT whose reply was lost may have committed it.
+    pub async fn chunk_done_rows(
+        &self,
+        conn: &mut Conn,
+        db: &str,
+        name: &str,
+        chunk_no: u32,
+    ) -> Result<Option<u64>> {
+        let row: Option<Option<u64>> = conn
+            .query_first(format!(
+                "SELECT CAST(`rows` AS UNSIGNED) FROM {} WHERE task = {} AND db = {} AND name = {} AND chunk_no = {chunk_no} \
+                 AND done_at IS NOT NULL",
+                self.t("chunks"),
+                string(&self.task),
+                string(db),
+                string(name)
+            ))
+            .await
+            .ctx("reading a chunk's done record")?;
+        Ok(row.map(|r| r.unwrap_or(0)))
+    }
+
     /// Progress of every planned table.
     pub async fn progress(&self, conn: &mut Conn) -> Result<Vec<TableProgress>> {
         let rows: Vec<(String, String, u64, u64, u64, u64)> = conn

@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long the finish keeps asking a running ferry to drain when its admin endpoint does not answer yet.
+const DRAIN_ASK_MAX: Duration = Duration::from_secs(60);
+
 /// The user ferry connects as on both servers (so faults can revoke its rights or kill its sessions only).
 pub const FERRY_USER: &str = "ferry";
 const FERRY_PASSWORD: &str = "ferry-sim";
@@ -696,7 +699,7 @@ impl Run<'_> {
                 };
                 match action {
                     ProcessAction::Kill => inst.kill().await,
-                    ProcessAction::Stop => inst.stop().await,
+                    ProcessAction::Stop | ProcessAction::Terminate => inst.stop().await,
                     ProcessAction::Restart => inst.restart().await,
                     ProcessAction::Pause => inst.pause().await,
                     ProcessAction::Resume => inst.resume().await,
@@ -711,10 +714,21 @@ impl Run<'_> {
                 }
                 ProcessAction::Pause => self.ferry.signal("-STOP"),
                 ProcessAction::Resume => self.ferry.signal("-CONT"),
+                // What a service manager or Ctrl-C sends: ferry commits what is whole and exits.
+                ProcessAction::Terminate => {
+                    self.ferry.signal("-TERM");
+                    if !self.ferry.wait(60.0).await {
+                        return Err(Verdict::WrongOutcome(
+                            "ferry did not exit within 60 s of SIGTERM".into(),
+                        ));
+                    }
+                }
             },
             Action::Command { run } => {
                 let ep = self.source.endpoint();
                 let cmd = run
+                    .replace("{ferry}", &self.ferry.bin.to_string_lossy())
+                    .replace("{task}", &self.ferry.task_file.to_string_lossy())
                     .replace("{source_port}", &ep.port.to_string())
                     .replace(
                         "{source_password}",
@@ -759,14 +773,18 @@ impl Run<'_> {
                 };
                 match action {
                     ProcessAction::Pause => inst.resume().await,
-                    ProcessAction::Kill | ProcessAction::Stop => inst.restart().await,
+                    ProcessAction::Kill | ProcessAction::Stop | ProcessAction::Terminate => {
+                        inst.restart().await
+                    }
                     _ => Ok(()),
                 }
                 .map_err(harness)?;
             }
             Action::Ferry { action } => match action {
                 ProcessAction::Pause => self.ferry.signal("-CONT"),
-                ProcessAction::Kill | ProcessAction::Stop => self.ferry.spawn().map_err(harness)?,
+                ProcessAction::Kill | ProcessAction::Stop | ProcessAction::Terminate => {
+                    self.ferry.spawn().map_err(harness)?
+                }
                 _ => {}
             },
             _ => {}
@@ -923,7 +941,14 @@ impl Run<'_> {
                 self.cutover().await?;
             }
             FinishHow::Drain if self.ferry.running() => {
-                let r = ferry_engine::admin::call(&self.direct, "/drain").await;
+                // A ferry just (re)started may not serve its admin endpoint yet (the task row still names the
+                // last process's address): ask again while it runs, for a bounded time.
+                let asked = Instant::now();
+                let mut r = ferry_engine::admin::call(&self.direct, "/drain").await;
+                while r.is_err() && self.ferry.running() && asked.elapsed() < DRAIN_ASK_MAX {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    r = ferry_engine::admin::call(&self.direct, "/drain").await;
+                }
                 self.history.note(
                     "drain",
                     serde_json::json!({"answer": r.map_err(|e| e.to_string())}),

@@ -156,10 +156,11 @@ pub enum Action {
     },
     /// A server process: `kill` (-9), `stop`, `restart` (on the same data), `pause` (SIGSTOP / docker pause).
     Server { on: Side, action: ProcessAction },
-    /// ferry's task process: `kill` (-9), `restart` (run again), `pause`, `resume`.
+    /// ferry's task process: `kill` (-9), `terminate` (SIGTERM, waited for), `restart` (run again), `pause`,
+    /// `resume`.
     Ferry { action: ProcessAction },
-    /// A shell command (percona-toolkit, ...) with `{source_port}`, `{source_password}`, `{dsn}` filled in; must
-    /// exit 0.
+    /// A shell command (percona-toolkit, `{ferry} pause -c {task}`, ...) with `{source_port}`, `{source_password}`,
+    /// `{dsn}`, `{ferry}` (the binary) and `{task}` (the task file) filled in; must exit 0.
     Command { run: String },
 }
 
@@ -171,6 +172,8 @@ pub enum ProcessAction {
     Restart,
     Pause,
     Resume,
+    /// SIGTERM (a server: a clean stop).
+    Terminate,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -45,6 +45,26 @@ pub fn enters_exact(mode: Mode, at: &Position, p1: &Position, idempotent: bool) 
     Ok(!idempotent && mode == Mode::CatchUp && at.cmp_in_log(p1)?.is_ge())
 }
 
+/// The session variables a replayed DDL may set from the source's context, restored after it.
+const CONTEXT_VARIABLES: [&str; 8] = [
+    "sql_mode",
+    "time_zone",
+    "foreign_key_checks",
+    "explicit_defaults_for_timestamp",
+    "character_set_client",
+    "collation_connection",
+    "collation_server",
+    "collation_database",
+];
+
+/// A statement of the stream outside any transaction, with what is needed to replay it as the source ran it.
+struct Statement<'a> {
+    db: &'a str,
+    sql: &'a str,
+    raw: &'a [u8],
+    session: &'a super::session::SessionContext,
+}
+
 /// Rows of one table and one operation, applied with one statement (or one per row for keyless tables).
 #[derive(Debug)]
 struct Run {
@@ -285,6 +305,8 @@ impl Applier {
             Item::Query {
                 db,
                 sql,
+                raw,
+                session,
                 file,
                 end,
                 ts,
@@ -310,7 +332,13 @@ impl Applier {
                     ));
                 }
                 self.commit().await?;
-                let (changes, opens_transaction) = self.statement(&db, &sql, &file, end).await?;
+                let source = Statement {
+                    db: &db,
+                    sql: &sql,
+                    raw: &raw,
+                    session: &session,
+                };
+                let (changes, opens_transaction) = self.statement(&source, &file, end).await?;
                 if !opens_transaction {
                     self.end_transaction(&file, end, ts)?;
                     self.commit().await?;
@@ -1329,11 +1357,11 @@ impl Applier {
     /// rows follow (MySQL 8's CREATE TABLE ... SELECT).
     async fn statement(
         &mut self,
-        db: &str,
-        sql_text: &str,
+        source: &Statement<'_>,
         file: &str,
         end: u64,
     ) -> Result<(Vec<Reshape>, bool)> {
+        let (db, sql_text) = (source.db, source.sql);
         let stmt = self.classify(sql_text, db)?;
         let opens_transaction = matches!(&stmt, ddl::Statement::Ddl(d) if d.opens_transaction);
         let Some(plan) = self
@@ -1346,7 +1374,13 @@ impl Applier {
         let at = format!("{file}:{end}");
         tracing::info!(at = %at, statement = %excerpt(sql_text), "replicating DDL");
         if !plan.sql.is_empty() {
-            self.run_ddl(db, &plan, &at).await?;
+            if let Some(why) = &source.session.undecodable {
+                return Err(Error::definite(
+                    &codes::CDC_DDL,
+                    format!("DDL at {at} cannot be replayed exactly: {why}"),
+                ));
+            }
+            self.run_ddl(source, &plan, &at).await?;
         }
         for (code, detail) in &plan.warnings {
             tracing::warn!(code = code.id, at = %at, "{detail}");
@@ -1405,14 +1439,20 @@ impl Applier {
     /// A DDL commits outside any transaction the fence could roll back, so it runs under the task's fence lock
     /// (`Meta::lock_fence`), which a cutover takes before it moves the generation on: the pending mark (fenced)
     /// and the statements happen either wholly before the cutover or not at all.
-    async fn run_ddl(&mut self, db: &str, plan: &Plan, at: &str) -> Result<()> {
+    async fn run_ddl(&mut self, source: &Statement<'_>, plan: &Plan, at: &str) -> Result<()> {
         self.meta.lock_fence(&mut self.conn).await?;
-        let result = self.run_ddl_fenced(db, plan, at).await;
+        let result = self.run_ddl_fenced(source, plan, at).await;
         let unlocked = self.meta.unlock_fence(&mut self.conn).await;
         result.and(unlocked)
     }
 
-    async fn run_ddl_fenced(&mut self, db: &str, plan: &Plan, at: &str) -> Result<()> {
+    async fn run_ddl_fenced(
+        &mut self,
+        source: &Statement<'_>,
+        plan: &Plan,
+        at: &str,
+    ) -> Result<()> {
+        let db = source.db;
         let replay = self.ddl_pending.as_deref() == Some(at);
         self.conn
             .query_drop(self.meta.ddl_pending_sql(Some(at)))
@@ -1437,8 +1477,81 @@ impl Applier {
                 crate::schema::rewrite::map_databases(&s, self.names.databases())
             })
             .collect::<Result<_>>()?;
-        for sql in &statements {
-            if let Err(e) = self.conn.query_drop(sql).await {
+        // The statements run in the source session's context (sql_mode, time zone, client charset, timestamp,
+        // ...), then the writer's own settings come back.
+        let list: Vec<String> = CONTEXT_VARIABLES
+            .iter()
+            .map(|v| format!("@@session.{v}"))
+            .collect();
+        let saved: Option<mysql_async::Row> = self
+            .conn
+            .query_first(format!("SELECT {}", list.join(", ")))
+            .await
+            .ctx("reading the writer's session settings")?;
+        let restore = saved.map(|row| {
+            let sets: Vec<String> = CONTEXT_VARIABLES
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let value: String = row.get_opt(i).and_then(|r| r.ok()).unwrap_or_default();
+                    if value.parse::<u64>().is_ok() {
+                        format!("{v} = {value}")
+                    } else {
+                        format!("{v} = {}", crate::mysql::quote::string(&value))
+                    }
+                })
+                .collect();
+            vec![
+                "SET TIMESTAMP = DEFAULT".to_string(),
+                format!("SET SESSION {}", sets.join(", ")),
+            ]
+        });
+        let result = self.run_in_context(source, &statements, replay, at).await;
+        for q in restore.unwrap_or_default() {
+            if let Err(e) = self.conn.query_drop(&q).await {
+                if result.is_ok() {
+                    return Err(Error::from(e).context("restoring the writer's session settings"));
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs `statements` (the source's statement, rewritten for the destination where needed) under the source
+    /// session's context. A statement ferry did not change goes as the bytes the source logged; a rewritten one in
+    /// the client's character set, or as utf8mb4 where a character does not map.
+    async fn run_in_context(
+        &mut self,
+        source: &Statement<'_>,
+        statements: &[String],
+        replay: bool,
+        at: &str,
+    ) -> Result<()> {
+        let mariadb = matches!(self.gtids, Gtids::MariaDb(_));
+        for q in source.session.set_statements(mariadb) {
+            self.conn.query_drop(&q).await.map_err(|e| {
+                Error::definite(
+                    &codes::CDC_DDL,
+                    format!(
+                        "the destination refused the source session's settings for DDL at {at}: {}; statement: {q}",
+                        Error::from(e)
+                    ),
+                )
+            })?;
+        }
+        for sql in statements {
+            let bytes: Vec<u8> = if sql == source.sql {
+                source.raw.to_vec()
+            } else if let Some(b) = source.session.encode(sql) {
+                b
+            } else {
+                self.conn
+                    .query_drop("SET SESSION character_set_client = utf8mb4")
+                    .await
+                    .ctx("destination")?;
+                sql.as_bytes().to_vec()
+            };
+            if let Err(e) = self.conn.query_drop(bytes.as_slice()).await {
                 let e = Error::from(e);
                 match e.mysql_errno() {
                     Some(n) if replay && crate::mysql::classify::already_applied(n) => {

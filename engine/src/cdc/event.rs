@@ -67,7 +67,12 @@ pub enum Item {
     /// one (`in_transaction`: SAVEPOINT, or a row change logged as a statement) it is part of that transaction.
     Query {
         db: String,
+        /// The statement's text, decoded from its client character set.
         sql: String,
+        /// The statement as the source logged it, in its client character set.
+        raw: Vec<u8>,
+        /// The source session's context the statement ran in (status variables, timestamp).
+        session: Box<super::session::SessionContext>,
         file: String,
         end: u64,
         ts: u32,
@@ -256,7 +261,13 @@ impl EventDecoder {
                 })
             }
             EventData::QueryEvent(q) => {
-                let sql = q.query();
+                let raw = q.query_raw();
+                let mut session = super::session::SessionContext::parse(q.status_vars_raw(), ts);
+                // A statement ferry does not replay may be in any charset; one it replays must read exactly.
+                let sql = session.decode(raw).unwrap_or_else(|e| {
+                    session.undecodable = Some(format!("{}: {e}", at()));
+                    String::from_utf8_lossy(raw).into_owned()
+                });
                 if is_xa(&sql) {
                     return Err(xa_refused(&at(), sql.trim()));
                 }
@@ -276,7 +287,9 @@ impl EventDecoder {
                     }
                     _ => Some(Item::Query {
                         db: q.schema().into_owned(),
-                        sql: sql.into_owned(),
+                        raw: raw.to_vec(),
+                        session: Box::new(session),
+                        sql,
                         file: self.file.clone(),
                         end,
                         ts,

@@ -10,6 +10,7 @@ pub mod gtid;
 pub mod pipeline;
 pub mod position;
 pub mod scope;
+pub mod session;
 pub mod settings;
 pub mod sql;
 pub mod stream;

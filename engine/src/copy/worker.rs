@@ -377,6 +377,12 @@ async fn copy_with_retries(
         match copy_chunk(src, dst, meta, job, batch_bytes, writes.clone()).await {
             Ok(rows) => return Ok(rows),
             Err(e) if e.is_transient() => {
+                // The failure may have come after the COMMIT reached the server (its reply lost with the
+                // connection): the chunk's done record says so, and copying it again would duplicate its rows.
+                if let Some(rows) = committed_meanwhile(dst, meta, job).await {
+                    info!(worker, table = %job.table.display_name(), chunk = job.chunk_no, rows, error = %e, "chunk committed before the failure; not copied again");
+                    return Ok((rows, false));
+                }
                 let shown = e.to_string();
                 let delay = retrier.failed(e, &what)?;
                 warn!(worker, table = %job.table.display_name(), chunk = job.chunk_no, error = %shown, delay_ms = delay.as_millis() as u64, "retrying chunk");
@@ -391,6 +397,19 @@ async fn copy_with_retries(
             }
         }
     }
+}
+
+/// The rows of a chunk found done on the destination; None when it is not done or the record cannot be read now
+/// (the retry that follows reads it again).
+async fn committed_meanwhile(dst: &Pool, meta: &Meta, job: &Job) -> Option<u64> {
+    let mut conn = tokio::time::timeout(std::time::Duration::from_secs(10), dst.get_conn())
+        .await
+        .ok()?
+        .ok()?;
+    meta.chunk_done_rows(&mut conn, &job.table.db, &job.table.name, job.chunk_no)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Copies one chunk in one destination transaction that also marks it done: all or nothing. By LOAD DATA where

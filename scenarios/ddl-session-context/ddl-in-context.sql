@@ -1,0 +1,15 @@
+DO SLEEP(1);
+SET time_zone = '+05:00';
+ALTER TABLE ctx.t ADD COLUMN added_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6);
+ALTER TABLE ctx.t ADD COLUMN since TIMESTAMP NOT NULL DEFAULT '2020-01-01 00:00:00';
+SET NAMES latin1;
+ALTER TABLE ctx.t ADD COLUMN label VARCHAR(10) CHARACTER SET utf8mb4 NOT NULL DEFAULT 'été';
+SET NAMES utf8mb4;
+SET sql_mode = 'PIPES_AS_CONCAT';
+ALTER TABLE ctx.t ADD COLUMN ab VARCHAR(30) AS (a || '-' || b) STORED;
+SET sql_mode = 'ANSI_QUOTES';
+ALTER TABLE ctx.t ADD COLUMN qa VARCHAR(30) AS (CONCAT("a", '!')) STORED;
+SET sql_mode = DEFAULT, explicit_defaults_for_timestamp = 0;
+CREATE TABLE ctx.legacy (id INT PRIMARY KEY, ts TIMESTAMP);
+INSERT INTO ctx.legacy (id) VALUES (1);
+INSERT INTO ctx.t (id, a, b) VALUES (100, 'x', 'y');

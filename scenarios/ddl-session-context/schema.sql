@@ -1,0 +1,3 @@
+CREATE DATABASE ctx;
+CREATE TABLE ctx.t (id INT PRIMARY KEY, a VARCHAR(10) NOT NULL, b VARCHAR(10) NOT NULL);
+INSERT INTO ctx.t SELECT seq, CONCAT('a', seq), CONCAT('b', seq) FROM mysql.seq_1_to_50;

@@ -1,0 +1,2 @@
+CREATE DATABASE big;
+CREATE TABLE big.events (id INT PRIMARY KEY, payload CHAR(40) NOT NULL);

@@ -1,0 +1,10 @@
+BEGIN;
+INSERT INTO orm.accounts SELECT 100 + seq, 'outer block', 0 FROM mysql.seq_1_to_3000;
+SAVEPOINT s1;
+INSERT INTO orm.accounts SELECT 10000 + seq, 'rolled back', 0 FROM mysql.seq_1_to_50;
+ROLLBACK TO SAVEPOINT s1;
+SAVEPOINT s2;
+UPDATE orm.accounts SET balance = balance - 10 WHERE id <= 5;
+RELEASE SAVEPOINT s2;
+INSERT INTO orm.accounts SELECT 20000 + seq, 'after the savepoints', 0 FROM mysql.seq_1_to_3000;
+COMMIT;

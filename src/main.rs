@@ -531,6 +531,12 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 for step in &r.steps {
                     println!("  - {step}");
                 }
+                for w in &r.warnings {
+                    println!("warning {}: {}", w.code, w.detail);
+                    if let Some(c) = ferry_engine::codes::ALL.iter().find(|c| c.id == w.code) {
+                        println!("hint: {}", c.hint);
+                    }
+                }
                 if let (Some(code), Some(reason)) = (&r.code, &r.reason) {
                     println!("{code}: {reason}");
                     if let Some(c) = ferry_engine::codes::ALL.iter().find(|c| c.id == code) {

@@ -146,9 +146,11 @@ codes! {
     CUT_DONE = "FERRY-CUT-002", "the task was cut over; it does not run again",
         "After cutover the destination belongs to the application. To migrate again, use a new task name (and a destination without these objects).";
     CUT_REFUSED = "FERRY-CUT-003", "cutover refused or rolled back: the task is not ready",
-        "The message says why (lag above cutover.lag_s_max, source still written, not yet syncing, the final position not applied in time). Nothing was switched; fix that and run `ferry cutover` again.";
+        "The message says why (lag above cutover.lag_s_max, source still written or written after the final position (by sessions read_only does not stop: FERRY-CUT-005), not yet syncing, the final position not applied in time). Nothing was switched; fix that and run `ferry cutover` again.";
     CUT_REVOKE = "FERRY-CUT-004", "ferry's write privileges on the destination could not be revoked",
         "ferry's destination account holds its rights globally (ON *.*) or the REVOKE was refused; grant it rights per database to use revoke_destination_writes, or revoke by hand.";
+    CUT_UNSTOPPED = "FERRY-CUT-005", "sessions that read_only does not stop are connected to the source (warning)",
+        "Their accounts hold READ_ONLY ADMIN (MariaDB; SUPER before 10.11), SUPER (MySQL without super_read_only) or ALL PRIVILEGES ON *.*; the message names the accounts and session ids (or says whose grants ferry could not read: grant its source account SELECT on mysql.*). End those sessions (KILL) or revoke the privilege before the cutover: it waits for the source's binlog to stand still and rolls back (FERRY-CUT-003) when the source is still written.";
     ADMIN_UNAVAILABLE = "FERRY-ADM-001", "the task's admin endpoint cannot be served or reached",
         "`ferry run` serves it on admin.listen (loopback); pause, resume, stop and throttle need that process running. Check that it runs (ferry status shows the last address) and that the port is free.";
     TRANSIENT_EXHAUSTED = "FERRY-NET-001", "transient failure persisted past its retries",

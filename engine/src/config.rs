@@ -146,15 +146,17 @@ pub struct CutoverSection {
     /// Refuse to start while the destination is further behind the source than this.
     #[serde(default = "default_lag_s_max")]
     pub lag_s_max: u64,
-    /// Set the source `read_only` (and `super_read_only` on MySQL) before taking the final position; without it
-    /// the operator stops the application's writes, and cutover waits until the source's binlog stands still.
+    /// Set the source `super_read_only` where the server has it, else `read_only` (naming the sessions it does not
+    /// stop, FERRY-CUT-005), and take the final position once the source's binlog stands still; without it the
+    /// operator stops the application's writes, and cutover waits until the source's binlog stands still.
     #[serde(default)]
     pub set_source_read_only: bool,
     /// REVOKE ferry's write privileges on the migrated databases of the destination after the switch, and check
     /// they are gone.
     #[serde(default)]
     pub revoke_destination_writes: bool,
-    /// How long the source may take to stand still (operator-stopped writes), at most.
+    /// How long the source's binlog may take to stand still (after read_only, or operator-stopped writes), and
+    /// setting read_only may wait for table locks, at most.
     #[serde(default = "default_quiet_wait_s")]
     pub quiet_wait_s: u64,
     /// How long applying up to the final position may take before the cutover rolls back.

@@ -133,6 +133,40 @@ async fn sample_lag(
     max
 }
 
+/// Sets `stop` once the source has been read-only for `after` (or when `stop` is set already, or after `limit`);
+/// whether read_only was seen.
+async fn stop_after_read_only(
+    url: String,
+    stop: Arc<AtomicBool>,
+    after: Duration,
+    limit: Duration,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut seen = false;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let read_only: Option<u64> = match mysql_async::Conn::from_url(url.as_str()).await {
+            Ok(mut c) => {
+                let r = c
+                    .query_first("SELECT @@GLOBAL.read_only")
+                    .await
+                    .ok()
+                    .flatten();
+                let _ = c.disconnect().await;
+                r
+            }
+            Err(_) => None,
+        };
+        if read_only == Some(1) {
+            seen = true;
+            tokio::time::sleep(after).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    seen
+}
+
 /// The first `FERRY-XXX-NNN` code in `text`.
 fn first_code(text: &str) -> Option<String> {
     text.find("FERRY-").map(|at| {
@@ -929,7 +963,28 @@ impl Run<'_> {
         self.destination_proxy.heal();
         self.ferry.signal("-CONT");
 
-        self.stop_workloads(&stop, &mut workloads).await?;
+        // An application whose account read_only does not stop writes on into the cutover, until the source has
+        // been read-only for a while; the others are stopped first, as an operator stops the application.
+        let keeps_writing = match finish.writes_after_read_only_s {
+            Some(s)
+                if finish.how == FinishHow::Cutover && !cutover_done && !workloads.is_empty() =>
+            {
+                self.history.note(
+                    "workload writes into the cutover",
+                    serde_json::json!({"after_read_only_s": s}),
+                );
+                Some(tokio::spawn(stop_after_read_only(
+                    self.source.url(),
+                    stop.clone(),
+                    Duration::from_secs_f64(s),
+                    Duration::from_secs(self.s.file.scenario.timeout_s),
+                )))
+            }
+            _ => {
+                self.stop_workloads(&stop, &mut workloads).await?;
+                None
+            }
+        };
         sampling_done.store(true, Ordering::Relaxed);
         self.observed.lag_s_max = sampler.await.ok().flatten();
         for b in std::mem::take(&mut self.background) {
@@ -939,6 +994,14 @@ impl Run<'_> {
         match finish.how {
             FinishHow::Cutover if !cutover_done => {
                 self.cutover().await?;
+                if let Some(stopper) = keeps_writing {
+                    let read_only_seen = stopper.await.map_err(harness)?;
+                    self.history.note(
+                        "read_only seen by the workload",
+                        serde_json::json!({"seen": read_only_seen}),
+                    );
+                    self.stop_workloads(&stop, &mut workloads).await?;
+                }
             }
             FinishHow::Drain if self.ferry.running() => {
                 // A ferry just (re)started may not serve its admin endpoint yet (the task row still names the

@@ -203,6 +203,10 @@ pub struct Finish {
     /// Seconds the workload keeps writing after the last fault, so changes flow over whatever it did.
     #[serde(default = "settle_default")]
     pub settle_s: f64,
+    /// With `how = "cutover"`: the workload is not stopped before the cutover but keeps writing until the source
+    /// has been read-only this long (its account, root, holds the privilege read_only does not stop), as an
+    /// application whose account read_only does not stop would.
+    pub writes_after_read_only_s: Option<f64>,
 }
 
 fn settle_default() -> f64 {
@@ -216,6 +220,7 @@ impl Default for Finish {
             failpoints: Vec::new(),
             stale_run_code: None,
             settle_s: settle_default(),
+            writes_after_read_only_s: None,
         }
     }
 }
@@ -306,6 +311,9 @@ impl Scenario {
             .chain(&f.expect.objects_absent_on_destination)
         {
             object_query(o)?;
+        }
+        if f.finish.writes_after_read_only_s.is_some() && f.finish.how != FinishHow::Cutover {
+            return Err("[finish] writes_after_read_only_s needs how = \"cutover\"".into());
         }
         if f.expect.outcome == Outcome::Failed && f.expect.code.is_none() {
             return Err("a failed outcome names its code ([expect] code)".into());

@@ -433,6 +433,9 @@ async fn tracked_tables(
 
 /// Writes `NOW(6)` into the source's `<metadata>.heartbeat` every second, so the binlog moves on an idle source
 /// and lag is measured end to end. A source that refuses (read-only account) gets one warning and no heartbeat.
+/// While the source is read-only it writes nothing, even when ferry's account could (READ_ONLY ADMIN, SUPER): a
+/// cutover waits for the source's binlog to stand still, and an older process of the task still running until
+/// the fence stops it must not keep it moving.
 async fn heartbeat(source: Server, schema: String, task: String) {
     let pool = source.pool(Role::Write, 1);
     let table = format!("{}.{}", ident(&schema), ident("heartbeat"));
@@ -442,8 +445,9 @@ async fn heartbeat(source: Server, schema: String, task: String) {
             "CREATE TABLE IF NOT EXISTS {table} (task VARCHAR(64) NOT NULL PRIMARY KEY, ts DATETIME(6) NOT NULL) ENGINE=InnoDB"
         ),
     ];
+    // No row, so nothing in the binlog, while read_only is set.
     let beat = format!(
-        "REPLACE INTO {table} (task, ts) VALUES ({}, NOW(6))",
+        "REPLACE INTO {table} (task, ts) SELECT {}, NOW(6) FROM DUAL WHERE @@GLOBAL.read_only = 0",
         string(&task)
     );
     let mut ready = false;
@@ -460,7 +464,8 @@ async fn heartbeat(source: Server, schema: String, task: String) {
         }
         .await;
         if let Err(e) = res {
-            if !e.is_transient() {
+            // 1290: the server runs read-only for this account too (super_read_only): skip the beat.
+            if !e.is_transient() && e.mysql_errno() != Some(1290) {
                 warn!(error = %e, "heartbeat disabled: the source refused it (set `incremental.heartbeat = false` for read-only accounts)");
                 return;
             }

@@ -16,6 +16,8 @@ pub mod names {
     pub const SYNC_STARTED: &str = "sync.started";
     pub const APPLY_BATCH_COMMITTED: &str = "apply.batch_committed";
     pub const APPLY_BEFORE_COMMIT: &str = "apply.before_commit";
+    /// A replicated DDL ran on the destination; its checkpoint is not written yet.
+    pub const APPLY_DDL_DONE: &str = "apply.ddl_done";
     pub const CUTOVER_FENCED: &str = "cutover.fenced";
     pub const CUTOVER_DRAINED: &str = "cutover.drained";
     pub const ALL: &[&str] = &[
@@ -25,6 +27,7 @@ pub mod names {
         SYNC_STARTED,
         APPLY_BATCH_COMMITTED,
         APPLY_BEFORE_COMMIT,
+        APPLY_DDL_DONE,
         CUTOVER_FENCED,
         CUTOVER_DRAINED,
     ];

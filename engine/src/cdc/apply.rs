@@ -45,6 +45,18 @@ pub fn enters_exact(mode: Mode, at: &Position, p1: &Position, idempotent: bool) 
     Ok(!idempotent && mode == Mode::CatchUp && at.cmp_in_log(p1)?.is_ge())
 }
 
+/// The pending DDL mark of the statement at `at`, if the metadata holds one: the index of the statement of its plan
+/// that was about to run and the catalogue fingerprint taken before it (None for a mark written without one).
+fn pending_mark(mark: Option<&str>, at: &str) -> Option<(usize, Option<String>)> {
+    let mark = mark?;
+    if mark == at {
+        return Some((0, None));
+    }
+    let rest = mark.strip_prefix(at)?.strip_prefix('|')?;
+    let (i, fp) = rest.split_once('|')?;
+    Some((i.parse().ok()?, Some(fp.to_string())))
+}
+
 /// The session variables a replayed DDL may set from the source's context, restored after it.
 const CONTEXT_VARIABLES: [&str; 8] = [
     "sql_mode",
@@ -1453,15 +1465,6 @@ impl Applier {
         at: &str,
     ) -> Result<()> {
         let db = source.db;
-        let replay = self.ddl_pending.as_deref() == Some(at);
-        self.conn
-            .query_drop(self.meta.ddl_pending_sql(Some(at)))
-            .await
-            .ctx("marking a DDL statement pending")?;
-        if self.conn.affected_rows() != 1 {
-            return Err(self.meta.fenced_error(&mut self.conn, "DDL").await);
-        }
-        self.ddl_pending = Some(at.to_string());
         if self.scope.covers_db(db) && !plan.without_default_db {
             let dest = self.names.db(db);
             self.conn
@@ -1506,7 +1509,17 @@ impl Applier {
                 format!("SET SESSION {}", sets.join(", ")),
             ]
         });
-        let result = self.run_in_context(source, &statements, replay, at).await;
+        // The databases whose catalogue the statement may change (a CREATE DATABASE names the new one as its
+        // default database).
+        let mut dbs: BTreeSet<String> = BTreeSet::new();
+        dbs.insert(self.names.db(db).to_string());
+        for n in plan.reread.iter().chain(plan.gone.iter().map(|(n, _)| n)) {
+            dbs.insert(self.names.db(&n.db).to_string());
+        }
+        let pending = pending_mark(self.ddl_pending.as_deref(), at);
+        let result = self
+            .run_in_context(source, &statements, &dbs, pending, at)
+            .await;
         for q in restore.unwrap_or_default() {
             if let Err(e) = self.conn.query_drop(&q).await {
                 if result.is_ok() {
@@ -1514,19 +1527,29 @@ impl Applier {
                 }
             }
         }
+        if result.is_ok() {
+            crate::failpoint::hit(crate::failpoint::names::APPLY_DDL_DONE).await?;
+        }
         result
     }
 
     /// Runs `statements` (the source's statement, rewritten for the destination where needed) under the source
     /// session's context. A statement ferry did not change goes as the bytes the source logged; a rewritten one in
     /// the client's character set, or as utf8mb4 where a character does not map.
+    ///
+    /// Before each statement its pending mark records the catalogue's fingerprint (`catalog.rs`). After a crash,
+    /// the statements before the marked one ran; the marked one ran exactly when the catalogue no longer matches
+    /// its fingerprint, and is skipped then.
     async fn run_in_context(
         &mut self,
         source: &Statement<'_>,
         statements: &[String],
-        replay: bool,
+        dbs: &BTreeSet<String>,
+        pending: Option<(usize, Option<String>)>,
         at: &str,
     ) -> Result<()> {
+        // A mark written before fingerprints were recorded: "already done" errors are accepted instead.
+        let replay = matches!(pending, Some((_, None)));
         let mariadb = matches!(self.gtids, Gtids::MariaDb(_));
         for q in source.session.set_statements(mariadb) {
             self.conn.query_drop(&q).await.map_err(|e| {
@@ -1539,7 +1562,31 @@ impl Applier {
                 )
             })?;
         }
-        for sql in statements {
+        for (i, sql) in statements.iter().enumerate() {
+            let before = super::catalog::fingerprint(&mut self.conn, dbs).await?;
+            match &pending {
+                Some((k, Some(_))) if i < *k => continue,
+                Some((k, Some(fp))) if i == *k && *fp != before => {
+                    tracing::warn!(
+                        at,
+                        "DDL took effect before the crash (the catalogue changed since its mark); not run again: {}",
+                        excerpt(sql)
+                    );
+                    continue;
+                }
+                _ => {}
+            }
+            self.conn
+                .query_drop(
+                    self.meta
+                        .ddl_pending_sql(Some(&format!("{at}|{i}|{before}"))),
+                )
+                .await
+                .ctx("marking a DDL statement pending")?;
+            if self.conn.affected_rows() != 1 {
+                return Err(self.meta.fenced_error(&mut self.conn, "DDL").await);
+            }
+            self.ddl_pending = Some(format!("{at}|{i}|{before}"));
             let bytes: Vec<u8> = if sql == source.sql {
                 source.raw.to_vec()
             } else if let Some(b) = source.session.encode(sql) {

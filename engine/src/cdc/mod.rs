@@ -1,6 +1,7 @@
 //! Binlog change data capture: positions, the binlog stream, decoding row images, and applying them.
 
 pub mod apply;
+pub mod catalog;
 pub mod compact;
 pub mod ddl;
 pub mod decode;

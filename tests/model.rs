@@ -41,9 +41,24 @@ proptest! {
         chunks in 1u64..8,
         transactions in 0usize..60,
         crash_per_mille in 0u32..500,
+        fk in any::<bool>(),
+        savepoint_per_mille in 0u32..600,
+        ddl in any::<bool>(),
+        fault_per_mille in 0u32..150,
         seed in any::<u64>(),
     ) {
-        let shape = Shape { keys, initial_rows, chunks, transactions, crash_per_mille };
+        let shape = Shape {
+            keys,
+            initial_rows,
+            chunks,
+            transactions,
+            crash_per_mille,
+            fk,
+            savepoint_per_mille,
+            ddl,
+            fault_per_mille,
+            ..Shape::default()
+        };
         let r = model::schedule_with(&shape, seed);
         prop_assert!(r.is_ok(), "{shape:?} seed {seed}: {r:?}");
     }

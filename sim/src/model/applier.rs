@@ -69,6 +69,9 @@ pub struct Session {
     /// Negative control (`DdlUnderApplierContext`): how far the applier's clock is behind the event's.
     lag_s: u32,
     scratch: Vec<db::Change>,
+    /// Child rows catch-up changed following a cascade; child rows the destination's FK rules changed in exact mode.
+    pub followed_rows: u64,
+    pub cascaded_rows: u64,
 }
 
 fn kv_values(r: &Row) -> Vec<Value> {
@@ -110,6 +113,8 @@ impl Session {
             at: from,
             lag_s,
             scratch: Vec::new(),
+            followed_rows: 0,
+            cascaded_rows: 0,
         })
     }
 
@@ -293,10 +298,13 @@ impl Session {
             return Err("model: rows without a destination transaction".into());
         };
         if exact {
-            return exact_row(o, t, before, after, self.defect, &mut self.scratch)
+            self.scratch.clear();
+            let r = exact_row(o, t, before, after, self.defect, &mut self.scratch)
                 .map_err(|e| format!("exact mode: {}: {e}", DEFS[t].name));
+            self.cascaded_rows += self.scratch.len().saturating_sub(1) as u64;
+            return r;
         }
-        catch_up_row(o, t, before, after, self.defect);
+        self.followed_rows += catch_up_row(o, t, before, after, self.defect) as u64;
         Ok(())
     }
 
@@ -358,7 +366,6 @@ fn exact_row(
     let cascades = db::rules()[t].cascades_on_delete;
     let mut delete = |o: &mut Open, b: Row| {
         if cascades {
-            scratch.clear();
             db::execute(&mut o.db, &Stmt::Delete(t, b[0]), scratch).map(|_| ())
         } else {
             db::raw_delete(&mut o.db, t, b[0])
@@ -372,7 +379,6 @@ fn exact_row(
             db::raw_insert(&mut o.db, t, a)
         }
         (Some(b), Some(a)) if cascading(t, &b, &a) => {
-            scratch.clear();
             db::execute(&mut o.db, &Stmt::Update(t, b[0], a), scratch).map(|_| ())
         }
         (Some(b), Some(a)) => db::raw_update(&mut o.db, t, b[0], a),
@@ -389,26 +395,27 @@ fn catch_up_row(
     before: Option<Row>,
     after: Option<Row>,
     defect: Option<Defect>,
-) {
+) -> usize {
     let one_level = defect == Some(Defect::FollowOneLevel);
+    let mut followed = 0;
     match (before, after) {
         (None, Some(a)) => upsert(o, t, a),
         (Some(b), None) => {
             displace(o, t, b[0]);
             if db::rules()[t].cascades_on_delete {
-                follow(o, t, b, None, one_level);
+                followed = follow(o, t, b, None, one_level);
             }
         }
         (Some(b), Some(a)) if b[0] != a[0] && defect == Some(Defect::KeyChangeAsDeleteInsert) => {
             displace(o, t, b[0]);
             if db::rules()[t].cascades_on_delete {
-                follow(o, t, b, None, one_level);
+                followed = follow(o, t, b, None, one_level);
             }
             upsert(o, t, a);
         }
         (Some(b), Some(a)) => {
             if cascading(t, &b, &a) {
-                follow(o, t, b, Some(a), one_level);
+                followed = follow(o, t, b, Some(a), one_level);
             }
             if b[0] != a[0] {
                 displace(o, t, b[0]);
@@ -417,6 +424,7 @@ fn catch_up_row(
         }
         (None, None) => {}
     }
+    followed
 }
 
 /// DELETE by key; a later event for a parked row's key supersedes its parked image.
@@ -438,7 +446,8 @@ fn upsert(o: &mut Open, t: usize, row: Row) {
 /// it, as `sql::follow` writes it (SET NULL: UPDATE ... SET fk = NULL; CASCADE on delete: DELETE; CASCADE on
 /// update: UPDATE IGNORE to the new values, then DELETE of the rows that could not move), after reading the rows
 /// it changes when their table has followers of its own, which are followed in turn, each row once.
-fn follow(o: &mut Open, t: usize, old: Row, new: Option<Row>, one_level: bool) {
+fn follow(o: &mut Open, t: usize, old: Row, new: Option<Row>, one_level: bool) -> usize {
+    let mut changed_rows = 0;
     let mut work: VecDeque<(usize, Row, Option<Row>)> = VecDeque::from([(t, old, new)]);
     let mut seen: BTreeSet<(usize, u64)> = BTreeSet::new();
     // Each row is queued once at most; the bound only guards the model.
@@ -486,6 +495,7 @@ fn follow(o: &mut Open, t: usize, old: Row, new: Option<Row>, one_level: bool) {
                 }
             }
             let rows = db::children(&o.db, fk, &old);
+            changed_rows += rows.len();
             match (rule, new) {
                 (FkRule::Cascade, None) => {
                     for r in rows {
@@ -511,6 +521,7 @@ fn follow(o: &mut Open, t: usize, old: Row, new: Option<Row>, one_level: bool) {
             }
         }
     }
+    changed_rows
 }
 
 #[cfg(test)]

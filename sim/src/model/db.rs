@@ -3,7 +3,7 @@
 //! for the statements ferry sends with foreign_key_checks on), plus the plain writes ferry sends with them off.
 
 use ferry_engine::schema::model::{Column, FkRule, Follower, Key, Table};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 /// A column's NULL.
@@ -190,10 +190,66 @@ pub fn rules() -> &'static [Rules] {
     })
 }
 
+/// A table's rows in key order (a sorted vector: the model's tables hold a few dozen rows, and a schedule copies
+/// them at every destination transaction).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rows(Vec<Row>);
+
+impl Rows {
+    fn find(&self, key: u64) -> Result<usize, usize> {
+        self.0.binary_search_by(|r| r[0].cmp(&key))
+    }
+
+    pub fn get(&self, key: &u64) -> Option<&Row> {
+        self.find(*key).ok().map(|i| &self.0[i])
+    }
+
+    pub fn contains_key(&self, key: &u64) -> bool {
+        self.find(*key).is_ok()
+    }
+
+    /// Inserts or replaces the row of `key` (which is `row[0]`); the row it replaced.
+    pub fn insert(&mut self, key: u64, row: Row) -> Option<Row> {
+        debug_assert_eq!(key, row[0]);
+        match self.find(key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i], row)),
+            Err(i) => {
+                self.0.insert(i, row);
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &u64) -> Option<Row> {
+        self.find(*key).ok().map(|i| self.0.remove(i))
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, Row> {
+        self.0.iter()
+    }
+
+    /// The rows, to change columns other than the key.
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, Row> {
+        self.0.iter_mut()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &u64> {
+        self.0.iter().map(|r| &r[0])
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The tables' rows, and whether the DDL's column `kv.c` exists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Db {
-    pub rows: [BTreeMap<u64, Row>; TABLES],
+    pub rows: [Rows; TABLES],
     pub kv_c: bool,
 }
 
@@ -239,11 +295,11 @@ pub fn unique_taken(db: &Db, t: usize, key: u64, row: &Row) -> Option<u64> {
         if has_null(row, u) {
             continue;
         }
-        if let Some((&k, _)) = db.rows[t]
-            .iter()
-            .find(|(&k, r)| k != key && same(r, u, row, u))
+        if let Some(r) = db.rows[t]
+            .values()
+            .find(|r| r[0] != key && same(r, u, row, u))
         {
-            return Some(k);
+            return Some(r[0]);
         }
     }
     None
@@ -508,16 +564,16 @@ mod tests {
         // The sku changes: child and grandchild follow.
         let log = run(&mut db, Stmt::Update(PARENT, 1, r(1, 11, 0, NULL)));
         assert_eq!(log.len(), 3);
-        assert_eq!(db.rows[GRANDCHILD][&1], r(1, 11, 0, 0));
+        assert_eq!(db.rows[GRANDCHILD].get(&1), Some(&r(1, 11, 0, 0)));
         // The key changes, the sku does not: nothing follows.
         let log = run(&mut db, Stmt::Update(PARENT, 1, r(2, 11, 0, NULL)));
         assert_eq!(log.len(), 1);
-        assert_eq!(db.rows[CHILD][&1], r(1, 11, 0, 0));
+        assert_eq!(db.rows[CHILD].get(&1), Some(&r(1, 11, 0, 0)));
         // The parent goes: the child goes, the grandchild's reference is set NULL.
         let log = run(&mut db, Stmt::Delete(PARENT, 2));
         assert_eq!(log.len(), 3);
         assert!(db.rows[CHILD].is_empty());
-        assert_eq!(db.rows[GRANDCHILD][&1], r(1, NULL, NULL, 0));
+        assert_eq!(db.rows[GRANDCHILD].get(&1), Some(&r(1, NULL, NULL, 0)));
     }
 
     #[test]

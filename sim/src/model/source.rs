@@ -172,10 +172,10 @@ pub struct Source {
 }
 
 fn pick(rng: &mut SmallRng, db: &Db, t: usize) -> Option<Row> {
-    let n = db.rows[t].len();
-    if n == 0 {
+    if db.rows[t].is_empty() {
         return None;
     }
+    let n = db.rows[t].len();
     db.rows[t].values().nth(rng.random_range(0..n)).copied()
 }
 

@@ -626,4 +626,61 @@ mod tests {
         catch_up_row(&mut o, PARENT, b, a, None);
         assert_eq!(o.db, src);
     }
+
+    /// Replays `stmts` (run on `start`, the source) in catch-up onto `copy`: the destination's state at the end.
+    fn catch_up_onto(start: &Db, copy: &Db, stmts: &[Stmt]) -> (Db, Db) {
+        let mut src = start.clone();
+        let mut o = open(copy);
+        for s in stmts {
+            let (b, a) = db::execute(&mut src, s, &mut Vec::new()).expect("statement");
+            catch_up_row(&mut o, table(s), b, a, None);
+        }
+        (o.db, src)
+    }
+
+    /// Known gap (see `Shape::cascades_during_copy`): a grandchild's own older event re-creates it under the old
+    /// values, and the cascade that moved it is followed through the child, which the copy already has under the
+    /// new values: the grandchild is never reached.
+    #[test]
+    #[ignore = "the engine's catch-up follows cascades through rows copied after them (reported, not fixed yet)"]
+    fn known_gap_a_deeper_row_behind_a_later_copy() {
+        let start = family();
+        let stmts = [
+            Stmt::Update(GRANDCHILD, 1, [1, 10, 0, 7]),
+            Stmt::Update(PARENT, 1, [1, 11, 0, NULL]),
+        ];
+        let mut copy = start.clone();
+        let mut log = Vec::new();
+        for s in &stmts {
+            db::execute(&mut copy, s, &mut log).expect("statement");
+        }
+        let (dst, src) = catch_up_onto(&start, &copy, &stmts);
+        assert_eq!(dst, src);
+    }
+
+    /// Known gap: a parent's delete, replayed, deletes a child copied after another parent took the deleted one's
+    /// sku and the child followed it there.
+    #[test]
+    #[ignore = "the engine's catch-up follows cascades through rows copied after them (reported, not fixed yet)"]
+    fn known_gap_a_unique_value_taken_again() {
+        let mut start = Db::default();
+        let mut log = Vec::new();
+        for s in [
+            Stmt::Insert(PARENT, [1, 10, 0, NULL]),
+            Stmt::Insert(PARENT, [2, 11, 0, NULL]),
+            Stmt::Insert(CHILD, [1, 11, 0, 0]),
+        ] {
+            db::execute(&mut start, &s, &mut log).expect("family");
+        }
+        let stmts = [
+            Stmt::Delete(PARENT, 1),
+            Stmt::Update(PARENT, 2, [2, 10, 0, NULL]),
+        ];
+        let mut copy = start.clone();
+        for s in &stmts {
+            db::execute(&mut copy, s, &mut log).expect("statement");
+        }
+        let (dst, src) = catch_up_onto(&start, &copy, &stmts);
+        assert_eq!(dst, src);
+    }
 }

@@ -2,7 +2,7 @@
 //! exact sync, with savepoints and rollbacks to them, foreign key cascades several levels deep, key changes under
 //! foreign keys, a DDL with session context, and ticks, pauses, stops, kills and crashes anywhere in the stream, must
 //! each show only prefixes of whole source transactions and end with the destination equal to the source; each
-//! defect of old put back must make the checks fail; proptest shrinks the shape of a failing schedule.
+//! defect put in on purpose must make the checks fail; proptest shrinks the shape of a failing schedule.
 
 use ferry_sim::model::{self, Defect, Shape};
 use proptest::prelude::*;
@@ -63,9 +63,10 @@ fn a_hundred_thousand_schedules_converge() {
     }
 }
 
-/// Negative controls: each defect the applier once had, put back, is caught by the checks in some schedules.
+/// Negative controls: each defect the applier had (and the DDL session context it still lacks), put in, is caught by
+/// the checks in some schedules.
 #[test]
-fn every_defect_of_old_is_caught() {
+fn every_defect_is_caught() {
     for defect in Defect::ALL {
         let (failed, first) = model::failures_with(defect, 1, 1_000);
         eprintln!("{defect:?}: {failed} of 1000 schedules failed; first: {first:?}");

@@ -454,7 +454,7 @@ fn follow(o: &mut Open, t: usize, old: Row, new: Option<Row>, one_level: bool) -
     let mut steps = 0;
     while let Some((t, old, new)) = work.pop_front() {
         steps += 1;
-        if steps > 10_000 {
+        if steps > db::CASCADE_STEPS_MAX {
             break;
         }
         for fk in FKS.iter().filter(|f| f.parent == t) {

@@ -393,7 +393,7 @@ enum Work {
 }
 
 /// A bound on one statement's cascaded row changes (the model's tables hold a few dozen rows).
-const CASCADE_STEPS_MAX: usize = 10_000;
+pub const CASCADE_STEPS_MAX: usize = 10_000;
 
 /// Runs a statement as the server does with foreign_key_checks on: `check` first, then the row change and every
 /// cascaded one (breadth first; a row already gone is skipped, so cycles end). `log` gets every row change, the

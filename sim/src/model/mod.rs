@@ -31,7 +31,9 @@ use rand::{Rng, SeedableRng};
 use source::{Ev, Source, Workload};
 use stream::Reader;
 
-/// A defect of old put back on purpose (negative controls): with it the checks must fail.
+/// A way the applier went wrong, put in on purpose (negative controls): with it the checks must fail. The first
+/// four are defects the applier had; the last is what the engine's applier still does (its DDL session runs in UTC
+/// on its own clock, and the stream items carry no time zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Defect {
     /// The reader takes a query inside a transaction (SAVEPOINT) for a statement of its own, so the applier ends
@@ -443,7 +445,7 @@ pub fn run_many(first_seed: u64, n: u64) -> Result<Trace, (u64, String)> {
     Ok(total)
 }
 
-/// Runs `n` schedules from `first_seed` with `defect` put back: how many failed, and the first failure's message.
+/// Runs `n` schedules from `first_seed` with `defect` put in: how many failed, and the first failure's message.
 pub fn failures_with(defect: Defect, first_seed: u64, n: u64) -> (u64, Option<String>) {
     let mut failed = 0;
     let mut first = None;

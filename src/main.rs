@@ -842,13 +842,21 @@ async fn sim(command: SimCmd) -> Result<ExitCode, Error> {
             match model::run_many(seed, schedules) {
                 Ok(t) => {
                     println!(
-                        "{schedules} schedules from seed {seed} in {:.1}s: {} transactions, {} batches, {} crashes, \
-                         {} re-deliveries; destination equal to source in every one",
+                        "{schedules} schedules from seed {seed} in {:.1}s: {} transactions ({} rollbacks to a \
+                         savepoint, {} key changes under FKs, {} DDL), {} commits, {} crashes and kills, {} stops, \
+                         {} pauses, {} re-deliveries, {} invariant checks; only prefixes of whole transactions shown, \
+                         destination equal to source in every one",
                         started.elapsed().as_secs_f64(),
                         t.transactions,
+                        t.rollbacks_to_savepoint,
+                        t.key_changes_under_fk,
+                        t.ddl,
                         t.batches,
-                        t.crashes,
-                        t.redelivered
+                        u64::from(t.crashes) + u64::from(t.kills),
+                        t.stops,
+                        t.pauses,
+                        t.redelivered,
+                        t.checks
                     );
                     Ok(ExitCode::SUCCESS)
                 }

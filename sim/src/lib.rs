@@ -1,4 +1,5 @@
-//! ferry-sim: throwaway servers, the demo data generator, the fault proxy and the scenario runner.
+//! ferry-sim: throwaway servers, the demo data generator, the fault proxy, the scenario runner and the model
+//! simulator.
 
 pub mod datagen;
 pub mod instance;

@@ -660,3 +660,108 @@ async fn ddl_runs_in_the_source_sessions_context() {
     let v = verify(&cfg).await;
     assert!(v.consistent(), "verifier found differences: {v:?}");
 }
+
+/// `ferry run --until-caught-up` with these failpoints armed; its exit code.
+fn ferry_run(file: &str, failpoints: &str) -> i32 {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "-c", file, "--until-caught-up"])
+        .env("FERRY_FAILPOINTS", failpoints)
+        .env("RUST_LOG", "ferry_engine=info")
+        .output()
+        .expect("spawning ferry run");
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 && code != 137 {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    code
+}
+
+/// What the catalogue of database `d` and its rows look like, for comparing the two sides.
+async fn catalogue_and_rows(inst: &Instance) -> Vec<String> {
+    let mut out = rows(
+        inst,
+        "SELECT CONCAT_WS(' ', TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IFNULL(COLUMN_DEFAULT, '-')) \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'd' ORDER BY TABLE_NAME, ORDINAL_POSITION",
+    )
+    .await;
+    out.extend(rows(inst, "SELECT CONCAT_WS(' ', TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'd' ORDER BY 1").await);
+    out.extend(rows(inst, "SELECT CONCAT_WS(' ', ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_COMMENT) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'd' ORDER BY 1").await);
+    out.extend(rows(inst, "SELECT CONCAT_WS(' ', TABLE_NAME, VIEW_DEFINITION) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'd' ORDER BY 1").await);
+    out.extend(rows(inst, "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'").await);
+    for t in base_tables(inst, "d").await {
+        out.push(format!("-- rows of {t}"));
+        out.extend(rows(inst, &format!("SELECT * FROM d.`{t}` ORDER BY 1")).await);
+    }
+    out
+}
+
+/// Issue 16 item 6: a crash between a replicated DDL and its checkpoint, for every DDL kind of the replicated
+/// list. The next run must tell from the destination's catalogue that the statement took effect and not run it
+/// again: a table swap (`RENAME TABLE a TO tmp, b TO a, tmp TO b`) or a column swap run twice undoes itself
+/// without any error; the others would fail with an "already done" error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ddl_that_took_effect_before_a_crash_is_never_run_again() {
+    logs();
+    let (source, destination) = pair().await;
+    exec_all(
+        &source,
+        &[
+            "CREATE DATABASE d",
+            "CREATE TABLE d.a (id INT PRIMARY KEY, p INT NOT NULL, q INT NOT NULL)",
+            "CREATE TABLE d.b (id INT PRIMARY KEY, p INT NOT NULL, q INT NOT NULL)",
+            "INSERT INTO d.a VALUES (1, 10, 20), (2, 11, 21)",
+            "INSERT INTO d.b VALUES (1, 90, 80)",
+        ],
+    )
+    .await;
+    let mut cfg = task("ddl-crash", &source, &destination, &["d"]);
+    cfg.task.types.push(MigrationType::Incremental);
+    // Nothing but the test's statements in the stream: each run's first commit is the DDL's checkpoint.
+    cfg.incremental.heartbeat = false;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    assert_eq!(ferry_run(&file, ""), 0, "copy and catch up");
+    let steps: &[&str] = &[
+        "RENAME TABLE d.a TO d.tmp, d.b TO d.a, d.tmp TO d.b",
+        "ALTER TABLE d.a RENAME COLUMN p TO q, RENAME COLUMN q TO p",
+        "CREATE TABLE d.n (id INT PRIMARY KEY, v INT)",
+        "ALTER TABLE d.a ADD COLUMN x INT NOT NULL DEFAULT 5",
+        "ALTER TABLE d.a MODIFY COLUMN x BIGINT NOT NULL DEFAULT 6",
+        "CREATE INDEX i_x ON d.a (x)",
+        "DROP INDEX i_x ON d.a",
+        "ALTER TABLE d.a DROP COLUMN x",
+        "TRUNCATE TABLE d.b",
+        "CREATE DEFINER = CURRENT_USER VIEW d.v AS SELECT id, p FROM d.a",
+        "ALTER DEFINER = CURRENT_USER VIEW d.v AS SELECT id, p, q FROM d.a",
+        "DROP VIEW d.v",
+        "CREATE DEFINER = CURRENT_USER PROCEDURE d.pr() SELECT 1",
+        "ALTER PROCEDURE d.pr COMMENT 'altered'",
+        "DROP PROCEDURE d.pr",
+        "CREATE DEFINER = CURRENT_USER FUNCTION d.f() RETURNS INT DETERMINISTIC RETURN 7",
+        "DROP FUNCTION d.f",
+        "DROP TABLE d.n",
+        "ALTER DATABASE d CHARACTER SET latin1",
+    ];
+    for (n, ddl) in steps.iter().enumerate() {
+        exec_all(&source, &[ddl]).await;
+        exec_all(
+            &source,
+            &[&format!(
+                "INSERT INTO d.a (id, p, q) VALUES ({}, 1, 2)",
+                100 + n
+            )],
+        )
+        .await;
+        assert_eq!(
+            ferry_run(&file, "apply.before_commit=crash@1"),
+            137,
+            "{ddl}: killed between the DDL and its checkpoint"
+        );
+        assert_eq!(ferry_run(&file, ""), 0, "{ddl}: the next run catches up");
+        assert_eq!(
+            catalogue_and_rows(&source).await,
+            catalogue_and_rows(&destination).await,
+            "after `{ddl}` and a crash before its checkpoint"
+        );
+    }
+}

@@ -1392,7 +1392,26 @@ impl Applier {
                     format!("DDL at {at} cannot be replayed exactly: {why}"),
                 ));
             }
-            self.run_ddl(source, &plan, &at).await?;
+            // The databases whose catalogue the statement may change: those it names, its default database (a
+            // CREATE DATABASE names the new one as its default), and those of the tables it creates or drops.
+            let mut dbs: BTreeSet<String> = BTreeSet::new();
+            dbs.insert(self.names.db(db).to_string());
+            if let ddl::Statement::Ddl(d) = &stmt {
+                for n in d
+                    .names
+                    .iter()
+                    .chain(d.renames.iter().flat_map(|(a, b)| [a, b]))
+                {
+                    if !n.db.is_empty() {
+                        dbs.insert(self.names.db(&n.db).to_string());
+                    }
+                }
+            }
+            for n in plan.reread.iter().chain(plan.gone.iter().map(|(n, _)| n)) {
+                dbs.insert(self.names.db(&n.db).to_string());
+            }
+            dbs.remove("");
+            self.run_ddl(source, &plan, &at, &dbs).await?;
         }
         for (code, detail) in &plan.warnings {
             tracing::warn!(code = code.id, at = %at, "{detail}");
@@ -1451,9 +1470,15 @@ impl Applier {
     /// A DDL commits outside any transaction the fence could roll back, so it runs under the task's fence lock
     /// (`Meta::lock_fence`), which a cutover takes before it moves the generation on: the pending mark (fenced)
     /// and the statements happen either wholly before the cutover or not at all.
-    async fn run_ddl(&mut self, source: &Statement<'_>, plan: &Plan, at: &str) -> Result<()> {
+    async fn run_ddl(
+        &mut self,
+        source: &Statement<'_>,
+        plan: &Plan,
+        at: &str,
+        dbs: &BTreeSet<String>,
+    ) -> Result<()> {
         self.meta.lock_fence(&mut self.conn).await?;
-        let result = self.run_ddl_fenced(source, plan, at).await;
+        let result = self.run_ddl_fenced(source, plan, at, dbs).await;
         let unlocked = self.meta.unlock_fence(&mut self.conn).await;
         result.and(unlocked)
     }
@@ -1463,6 +1488,7 @@ impl Applier {
         source: &Statement<'_>,
         plan: &Plan,
         at: &str,
+        dbs: &BTreeSet<String>,
     ) -> Result<()> {
         let db = source.db;
         if self.scope.covers_db(db) && !plan.without_default_db {
@@ -1509,16 +1535,9 @@ impl Applier {
                 format!("SET SESSION {}", sets.join(", ")),
             ]
         });
-        // The databases whose catalogue the statement may change (a CREATE DATABASE names the new one as its
-        // default database).
-        let mut dbs: BTreeSet<String> = BTreeSet::new();
-        dbs.insert(self.names.db(db).to_string());
-        for n in plan.reread.iter().chain(plan.gone.iter().map(|(n, _)| n)) {
-            dbs.insert(self.names.db(&n.db).to_string());
-        }
         let pending = pending_mark(self.ddl_pending.as_deref(), at);
         let result = self
-            .run_in_context(source, &statements, &dbs, pending, at)
+            .run_in_context(source, &statements, dbs, pending, at)
             .await;
         for q in restore.unwrap_or_default() {
             if let Err(e) = self.conn.query_drop(&q).await {

@@ -410,6 +410,19 @@ async fn run(
         });
         return Ok(());
     }
+    // A task past its schema step creates no more tables, views or routines of the selection: those on the
+    // destination are its own (created by the schema step, or later by DDL replicated in sync, which a crash can
+    // leave on the destination before its checkpoint records them). Triggers and events still to come count.
+    let mut on_destination = on_destination;
+    if has_meta.is_some() {
+        let row = meta.load(&mut dst).await?;
+        if row.schema_pre_done {
+            on_destination.tables.clear();
+            on_destination
+                .objects
+                .retain(|o| o.kind.is_post_data() && !row.schema_post_done);
+        }
+    }
     let (total, found) =
         apply::conflicts(&mut dst, &meta, &on_destination, has_meta.is_some()).await?;
     if cfg.schema.conflict_mode == ConflictMode::IgnoreAndProceed {

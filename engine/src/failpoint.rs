@@ -10,6 +10,8 @@ use crate::error::Result;
 
 /// The failpoints ferry has. A scenario names them; `ALL` lets the runner refuse a misspelt one.
 pub mod names {
+    /// The binlog start position P0 was taken; the schema is read next.
+    pub const P0_TAKEN: &str = "run.p0_taken";
     pub const SCHEMA_CREATED: &str = "schema.created";
     pub const COPY_CHUNK_COMMITTED: &str = "copy.chunk_committed";
     pub const COPY_DONE: &str = "copy.done";
@@ -21,6 +23,7 @@ pub mod names {
     pub const CUTOVER_FENCED: &str = "cutover.fenced";
     pub const CUTOVER_DRAINED: &str = "cutover.drained";
     pub const ALL: &[&str] = &[
+        P0_TAKEN,
         SCHEMA_CREATED,
         COPY_CHUNK_COMMITTED,
         COPY_DONE,
@@ -154,6 +157,7 @@ pub async fn hit(name: &'static str) -> Result<()> {
             }
             Action::Sleep(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
             Action::Pause => {
+                eprintln!("failpoint {name} (hit {n}): pause");
                 let _ = std::process::Command::new("kill")
                     .args(["-STOP", &std::process::id().to_string()])
                     .status();

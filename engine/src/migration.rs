@@ -276,13 +276,73 @@ async fn steps(
     meta: &Meta,
     dst: &mut mysql_async::Conn,
 ) -> Result<Steps> {
-    // 4. Read the selected objects from the source (every run: the copy needs the table shapes).
+    // 4. Read the selected objects from the source (every run: the copy needs the table shapes). An incremental
+    //    task that copied nothing yet takes its binlog start position P0 first and reads the schema as of it:
+    //    the binlog between P0 and the end of the read must hold no DDL on the selection, else both are taken
+    //    again (a DDL there would be replayed onto shapes that already have it, or decoded with the wrong ones).
     debug!("reading the selected objects from the source");
+    let state = meta.load(dst).await?;
+    let incremental = cfg.has(MigrationType::Incremental);
+    let copied_any = meta.progress(dst).await?.iter().any(|t| t.chunks_done > 0);
+    let p0_recorded = incremental && meta.cdc(dst).await?.p0.is_some();
+    // A P0 recorded before the schema step finished, with nothing copied, is taken again with a fresh read.
+    let take_p0 = incremental && (!p0_recorded || (!state.schema_pre_done && !copied_any));
+    if take_p0 && (state.full_done || copied_any) {
+        return Err(Error::definite(
+            &codes::CDC_NO_START,
+            format!(
+                "task `{}` copied rows without a recorded binlog position",
+                cfg.task.name
+            ),
+        ));
+    }
     let src_pool = source.pool(Role::Introspect, 1);
     let mut src = src_pool.get_conn().await.ctx("source")?;
     // Once copied, the selected tables may have been renamed or dropped on the source (sync follows the binlog).
-    let copied = meta.load(dst).await?.full_done;
-    let mut schema = introspect::read_task(&mut src, cfg, copied).await?;
+    let mut attempt = 0;
+    let (mut schema, p0) = loop {
+        attempt += 1;
+        let p0 = match (&cfg.incremental.start, take_p0) {
+            (_, false) => None,
+            (Some(s), true) => Some(Position::given(source.info.flavor, &s.file, s.pos, &s.gtid)),
+            (None, true) => Some(Position::start_point(&mut src, source.info.flavor).await?),
+        };
+        failpoint::hit(failpoint::names::P0_TAKEN).await?;
+        let schema = introspect::read_task(&mut src, cfg, state.full_done).await?;
+        // A start position the task file gives is the operator's: the schema is read as it is now.
+        let Some(p) = p0.as_ref().filter(|_| cfg.incremental.start.is_none()) else {
+            break (schema, p0);
+        };
+        let after = Position::current(&mut src, source.info.flavor).await?;
+        let databases: std::collections::BTreeSet<String> = schema
+            .databases
+            .iter()
+            .map(|d| d.name.clone())
+            .chain(schema.tables.iter().map(|t| t.db.clone()))
+            .collect();
+        let ddl = crate::cdc::start::ddl_between(
+            source,
+            p,
+            &after,
+            cfg.dump_server_id().wrapping_add(2).max(1),
+            &databases,
+        )
+        .await?;
+        if ddl.is_empty() {
+            break (schema, p0);
+        }
+        if attempt >= crate::cdc::start::ATTEMPTS_MAX {
+            return Err(Error::definite(
+                &codes::CDC_START_RACE,
+                format!(
+                    "{attempt} attempts: DDL on the selected objects ran each time between the start position and \
+                     the schema read; last: {}",
+                    ddl.join("; ")
+                ),
+            ));
+        }
+        warn!(p0 = %p, ddl = %ddl.join("; "), "DDL on the selection between P0 and the schema read: taking both again");
+    };
     drop(src);
     let _ = src_pool.disconnect().await;
     if let Some(engine) = &cfg.schema.destination_engine {
@@ -315,9 +375,14 @@ async fn steps(
         tracing::warn!("{s}");
     }
 
+    // The start position is recorded with the shapes as of it, before anything is created or copied.
+    if let Some(p0) = &p0 {
+        meta.record_p0(dst, p0, &schema.tables).await?;
+        info!(p0 = %p0, "binlog start position recorded");
+    }
+
     // 5. Schema, pre-data: databases, tables with their FKs, functions, procedures, views.
     let mut schema_pre = ApplyReport::default();
-    let state = meta.load(dst).await?;
     if cfg.has(MigrationType::Schema) && !state.schema_pre_done {
         // Created under their destination names (`[mapping]`).
         let on_destination = schema.mapped(&NameMap::new(cfg));
@@ -328,31 +393,7 @@ async fn steps(
     }
     failpoint::hit(failpoint::names::SCHEMA_CREATED).await?;
 
-    // 6. Binlog start position P0, recorded before any row is copied: replaying from it covers every change the
-    //    copy may have missed.
-    let incremental = cfg.has(MigrationType::Incremental);
-    if incremental && meta.cdc(dst).await?.p0.is_none() {
-        let copied_any = meta.progress(dst).await?.iter().any(|t| t.chunks_done > 0);
-        if state.full_done || copied_any {
-            return Err(Error::definite(
-                &codes::CDC_NO_START,
-                format!(
-                    "task `{}` copied rows without a recorded binlog position",
-                    cfg.task.name
-                ),
-            ));
-        }
-        let pool = source.pool(Role::Introspect, 1);
-        let mut c = pool.get_conn().await.ctx("source")?;
-        let p0 = match &cfg.incremental.start {
-            Some(s) => Position::given(source.info.flavor, &s.file, s.pos, &s.gtid),
-            None => Position::start_point(&mut c, source.info.flavor).await?,
-        };
-        drop(c);
-        let _ = pool.disconnect().await;
-        meta.record_p0(dst, &p0, &schema.tables).await?;
-        info!(p0 = %p0, "binlog start position recorded");
-    }
+    // 6. (P0 was recorded with the schema it goes with, in step 4.)
 
     // 7. Full copy: chunk by key, copy in parallel, each chunk committed with its checkpoint.
     let mut copy_report = None;

@@ -360,6 +360,7 @@ impl EventDecoder {
             _ => RowKind::Update,
         };
         let binlog_cols = binlog_columns(&table, tme)?;
+        check_types(&table, tme, &binlog_cols)?;
         let n = ev.num_columns() as usize;
         let before_pos = present(&binlog_cols, n, |j| {
             ev.columns_before_image()
@@ -441,6 +442,107 @@ fn binlog_columns(table: &Table, tme: &TableMapEvent<'_>) -> Result<Vec<usize>> 
         .iter()
         .map(|c| names.iter().position(|x| *x == c.name).ok_or_else(mismatch))
         .collect()
+}
+
+/// Checks the TABLE_MAP's column types (and, where the source logs it, signedness) against the shape ferry decodes
+/// with: a table changed outside ferry's view stops with a code naming the column, never a value read as another
+/// type (an INT widened to BIGINT read as INT wraps, a signed column read as unsigned flips).
+fn check_types(table: &Table, tme: &TableMapEvent<'_>, binlog_cols: &[usize]) -> Result<()> {
+    // Signedness comes per numeric column of the TABLE_MAP, in order (binlog_row_metadata=FULL or MINIMAL).
+    let unsigned: Vec<bool> =
+        mysql_common::binlog::events::OptionalMetaExtractor::new(tme.iter_optional_meta())
+            .map(|x| x.iter_signedness().collect())
+            .unwrap_or_default();
+    let mut numeric_rank = Vec::with_capacity(tme.columns_count() as usize);
+    let mut k = 0usize;
+    for j in 0..tme.columns_count() as usize {
+        let numeric = tme
+            .get_column_type(j)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.is_numeric_type());
+        numeric_rank.push(numeric.then_some(k));
+        k += usize::from(numeric);
+    }
+    for (col, &j) in table.columns.iter().zip(binlog_cols) {
+        let Ok(Some(t)) = tme.get_column_type(j) else {
+            continue;
+        };
+        let mismatch = |found: String| {
+            Error::definite(
+                &codes::CDC_DECODE,
+                format!(
+                    "{}: the binlog's table map gives column `{}` as {found}, ferry's shape has `{}`: the table \
+                     changed outside ferry's view",
+                    table.display_name(),
+                    col.name,
+                    col.column_type
+                ),
+            )
+        };
+        if !type_matches(&col.data_type, t) {
+            return Err(mismatch(format!("{t:?}")));
+        }
+        let is_int = matches!(
+            col.data_type.as_str(),
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+        );
+        if let Some(&u) = numeric_rank
+            .get(j)
+            .copied()
+            .flatten()
+            .and_then(|r| unsigned.get(r))
+        {
+            let ours = col.column_type.to_ascii_lowercase().contains("unsigned");
+            if is_int && u != ours {
+                return Err(mismatch(format!(
+                    "{t:?} {}",
+                    if u { "UNSIGNED" } else { "SIGNED" }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a binlog column type can hold a column of information_schema's `data_type` (types ferry does not
+/// know are let through: their values decode by the binlog's own type).
+fn type_matches(data_type: &str, t: mysql_common::constants::ColumnType) -> bool {
+    use mysql_common::constants::ColumnType::*;
+    match data_type {
+        "tinyint" => t == MYSQL_TYPE_TINY,
+        "smallint" => t == MYSQL_TYPE_SHORT,
+        "mediumint" => t == MYSQL_TYPE_INT24,
+        "int" | "integer" => t == MYSQL_TYPE_LONG,
+        "bigint" => t == MYSQL_TYPE_LONGLONG,
+        "float" => t == MYSQL_TYPE_FLOAT,
+        "double" | "real" => t == MYSQL_TYPE_DOUBLE,
+        "decimal" | "numeric" => matches!(t, MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL),
+        "year" => t == MYSQL_TYPE_YEAR,
+        "date" => matches!(t, MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE),
+        "time" => matches!(t, MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2),
+        "datetime" => matches!(t, MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2),
+        "timestamp" => matches!(t, MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2),
+        "bit" => t == MYSQL_TYPE_BIT,
+        "char" | "varchar" | "binary" | "varbinary" => {
+            matches!(
+                t,
+                MYSQL_TYPE_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING
+            )
+        }
+        "enum" => matches!(t, MYSQL_TYPE_ENUM | MYSQL_TYPE_STRING),
+        "set" => matches!(t, MYSQL_TYPE_SET | MYSQL_TYPE_STRING),
+        "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob" | "blob" | "mediumblob"
+        | "longblob" => matches!(
+            t,
+            MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB
+        ),
+        // MySQL's binary JSON; MariaDB's JSON is LONGTEXT.
+        "json" => matches!(t, MYSQL_TYPE_JSON | MYSQL_TYPE_BLOB),
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => t == MYSQL_TYPE_GEOMETRY,
+        _ => true,
+    }
 }
 
 fn image(

@@ -14,5 +14,6 @@ pub mod scope;
 pub mod session;
 pub mod settings;
 pub mod sql;
+pub mod start;
 pub mod stream;
 pub mod sync;

@@ -1,0 +1,3 @@
+CREATE DATABASE win;
+CREATE TABLE win.t (id INT PRIMARY KEY, v INT NOT NULL);
+INSERT INTO win.t SELECT seq, seq FROM mysql.seq_1_to_100;

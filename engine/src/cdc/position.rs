@@ -72,7 +72,13 @@ impl Position {
 
     /// A start position every row read after it already reflects: on MariaDB the binlog position of a consistent
     /// snapshot (so a transaction written to the binlog but not yet visible cannot fall between), with its exact
-    /// GTID list from BINLOG_GTID_POS; elsewhere the current position.
+    /// GTID list from BINLOG_GTID_POS. On MySQL, which has no snapshot position, the position is read under a
+    /// global read lock held for those two reads only (what mysqldump --master-data does): the lock waits for the
+    /// transactions already flushed to the binlog to commit, and holds new commits back, so the file, offset and
+    /// gtid_executed agree and every transaction before them is visible. The wait for the lock is bounded by
+    /// `START_LOCK_WAIT_S`; without the RELOAD privilege the lock is refused and the position is read without it
+    /// (a transaction flushed but not yet committed at that instant could then be missed by the copy), with a
+    /// warning.
     pub async fn start_point(conn: &mut Conn, flavor: Flavor) -> Result<Position> {
         if flavor == Flavor::MariaDb {
             conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -110,7 +116,43 @@ impl Position {
                 "the server reports no binlog snapshot position (log_bin is OFF)",
             ));
         }
-        Self::current(conn, flavor).await
+        match Self::under_read_lock(conn, flavor).await? {
+            Some(p) => Ok(p),
+            None => {
+                tracing::warn!(
+                    "no RELOAD privilege on the source: the start position is read without a global read lock; a \
+                     transaction flushed to the binlog but not committed at that instant could be missed by the copy"
+                );
+                Self::current(conn, flavor).await
+            }
+        }
+    }
+
+    /// The current position read under a global read lock held for those reads only: transactions already
+    /// flushed to the binlog have committed, none commits meanwhile, so file, offset and GTIDs agree. None when
+    /// the account may not take the lock (RELOAD).
+    pub async fn under_read_lock(conn: &mut Conn, flavor: Flavor) -> Result<Option<Position>> {
+        conn.query_drop(format!(
+            "SET SESSION lock_wait_timeout = {START_LOCK_WAIT_S}"
+        ))
+        .await
+        .ctx("taking the start position")?;
+        match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+            Ok(()) => {
+                let p = Self::current(conn, flavor).await;
+                let unlocked = conn.query_drop("UNLOCK TABLES").await;
+                let p = p?;
+                unlocked.ctx("taking the start position")?;
+                Ok(Some(p))
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if matches!(e.mysql_errno(), Some(1227 | 1045 | 1044)) {
+                    return Ok(None);
+                }
+                Err(e.context("taking the start position under a global read lock"))
+            }
+        }
     }
 
     /// Orders two positions of the same log by file then offset (binlog file names sort by their numeric suffix).
@@ -156,6 +198,10 @@ impl Position {
         })
     }
 }
+
+/// The longest wait for the global read lock under which a MySQL start position is read (a long statement on the
+/// source holds it back); past it the start fails and is retried like any transient error.
+const START_LOCK_WAIT_S: u64 = 10;
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

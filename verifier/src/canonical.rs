@@ -295,6 +295,20 @@ mod tests {
     }
 
     proptest! {
+        /// Documents serde_json reads alike (keys reordered, spacing, a duplicate key) are other JSON text.
+        #[test]
+        fn json_documents_read_alike_still_differ(k in "[a-z]{1,3}", v in any::<i64>(), w in any::<i64>(), mysql in any::<bool>()) {
+            let x = format!(r#"{{"{k}":{v},"{k}0":{w}}}"#);
+            let reordered = format!(r#"{{"{k}0":{w},"{k}":{v}}}"#);
+            let spaced = format!(r#"{{"{k}": {v}, "{k}0": {w}}}"#);
+            let duplicated = format!(r#"{{"{k}":{w},"{k}":{v},"{k}0":{w}}}"#);
+            prop_assert_eq!(normalize_json(x.as_bytes()), normalize_json(reordered.as_bytes()));
+            prop_assert_eq!(normalize_json(x.as_bytes()), normalize_json(duplicated.as_bytes()));
+            for other in [&reordered, &spaced, &duplicated] {
+                prop_assert_ne!(json(x.as_bytes(), mysql), json(other.as_bytes(), mysql));
+            }
+        }
+
         #[test]
         fn encoding_is_injective(a in proptest::collection::vec(value(), 0..4), b in proptest::collection::vec(value(), 0..4)) {
             let equal = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| same(x, y));

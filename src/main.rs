@@ -454,6 +454,19 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 );
                 print_verify(&after);
             }
+            // The repaired rows are read back (the verification again) and must be the source's.
+            let left: Vec<&str> = after
+                .tables
+                .iter()
+                .filter(|t| !t.equal())
+                .map(|t| t.table.as_str())
+                .collect();
+            if !left.is_empty() {
+                return Err(ferry_engine::error::Error::definite(
+                    &ferry_engine::codes::VERIFY_REPAIR_LEFT,
+                    format!("{} (the report above lists the rows)", left.join(", ")),
+                ));
+            }
             Ok(verify_exit(&after))
         }
         Cmd::Precheck { config, json } => {

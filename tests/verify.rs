@@ -73,7 +73,7 @@ const TAMPER: &[&str] = &[
     "UPDATE vk.main SET v = 'abc ' WHERE id = 5",           // VARCHAR trailing space
     "UPDATE vk.main SET bin = 'ab ' WHERE id = 6",          // BINARY: 'ab\\0\\0' vs 'ab \\0'
     "UPDATE vk.main SET s = 'ABC' WHERE id = 8",            // equal under the collation only
-    "UPDATE vk.main SET j = '{\"b\":[1,2],\"a\":1}' WHERE id = 7", // same document: not a difference
+    "UPDATE vk.main SET j = '{\"b\":[1,2],\"a\":1}' WHERE id = 7", // other JSON text: a difference on MariaDB only
     "UPDATE vk.main SET c = 'a ' WHERE id = 9", // CHAR: stored and returned as 'a' by both: not a difference
     "UPDATE vk.main SET n = 4005 WHERE id = 4004", // deep in the table: found by narrowing
     "UPDATE vk.floats SET d = -0.0e0 WHERE id = 1", // -0.0 vs 0.0
@@ -127,7 +127,10 @@ async fn every_kind_of_difference_is_found_located_and_repaired() {
     )
     .await;
     assert!(!found.consistent());
-    assert_eq!(counts(&found, "vk.main"), (1, 1, 7), "{found:?}");
+    // MariaDB's JSON is text: other key order and spacing are other bytes, a difference; MySQL stores one document.
+    let mariadb = source.version.to_lowercase().contains("mariadb");
+    let main_diffs = if mariadb { 8 } else { 7 };
+    assert_eq!(counts(&found, "vk.main"), (1, 1, main_diffs), "{found:?}");
     // MariaDB stores -0.0 into a DOUBLE as 0.0 (MySQL keeps the sign): the planted difference exists only where the
     // server kept it, and the canonical encoding's unit tests cover the values themselves.
     let negative_zero_kept = count(
@@ -176,7 +179,7 @@ async fn every_kind_of_difference_is_found_located_and_repaired() {
     )
     .await;
     assert_eq!(counts(&tolerant, "vk.floats"), (0, 0, 0), "{tolerant:?}");
-    assert_eq!(counts(&tolerant, "vk.main"), (1, 1, 7));
+    assert_eq!(counts(&tolerant, "vk.main"), (1, 1, main_diffs));
 
     // The diff names rows, columns and both images.
     let diff = std::fs::read_to_string(dir.path().join("diff.jsonl")).expect("diff.jsonl");
@@ -184,7 +187,11 @@ async fn every_kind_of_difference_is_found_located_and_repaired() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    assert_eq!(lines.len() as u64, 9 + float_diffs + 2 + 1, "{diff}");
+    assert_eq!(
+        lines.len() as u64,
+        main_diffs + 2 + float_diffs + 2 + 1,
+        "{diff}"
+    );
     let of = |id: i64| {
         lines
             .iter()
@@ -203,7 +210,12 @@ async fn every_kind_of_difference_is_found_located_and_repaired() {
     assert_eq!(of(6)["columns"], serde_json::json!(["bin"]));
     assert_eq!(of(8)["destination"]["s"], "ABC");
     assert_eq!(of(4004)["columns"], serde_json::json!(["n"]));
-    assert!(lines.iter().all(|l| l["key"][0] != 7 && l["key"][0] != 9));
+    assert!(lines.iter().all(|l| l["key"][0] != 9));
+    if mariadb {
+        assert_eq!(of(7)["columns"], serde_json::json!(["j"]));
+    } else {
+        assert!(lines.iter().all(|l| l["key"][0] != 7));
+    }
     let big = lines
         .iter()
         .find(|l| l["table"] == "vk.big")
@@ -562,4 +574,195 @@ async fn a_killed_verification_resumes_from_its_last_key_and_writes_each_differe
     .await
     .expect_err("other options");
     assert_eq!(err.code().id, "FERRY-VER-004", "{err}");
+}
+
+/// JSON compares by its text on MariaDB (where JSON is a LONGTEXT): a duplicate key, a number's digits and key order
+/// are differences in both modes, and `--apply-repair` leaves the destination byte-equal to the source. On MySQL the
+/// server stores each pair as one binary document (last duplicate wins, numbers as doubles, keys sorted): equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_differs_by_its_text_and_the_repair_leaves_the_bytes_equal() {
+    logs();
+    let (source, destination) = pair().await;
+    let mariadb = source.version.to_lowercase().contains("mariadb");
+    for s in [
+        "CREATE DATABASE vj",
+        "CREATE TABLE vj.docs (id INT NOT NULL PRIMARY KEY, j JSON NULL)",
+        "INSERT INTO vj.docs VALUES (1, '{\"a\":2}'), (2, '1.0'), (3, '{\"a\":1, \"b\":2}'), (4, '[1, 2]')",
+    ] {
+        source.exec(s).await.expect(s);
+    }
+    let cfg = task("json", &source, &destination, &["vj"]);
+    run_once(&cfg).await;
+    let clean = verify_with(&cfg, VerifyOptions::default()).await;
+    assert!(clean.consistent(), "{clean:?}");
+    for s in [
+        "UPDATE vj.docs SET j = '{\"a\":1,\"a\":2}' WHERE id = 1",
+        "UPDATE vj.docs SET j = '1.0000000000000001' WHERE id = 2",
+        "UPDATE vj.docs SET j = '{\"b\":2, \"a\":1}' WHERE id = 3",
+    ] {
+        destination.exec(s).await.expect(s);
+    }
+    let expected: Vec<String> = if mariadb {
+        vec![
+            "different (1)".into(),
+            "different (2)".into(),
+            "different (3)".into(),
+        ]
+    } else {
+        vec![]
+    };
+    for client_only in [false, true] {
+        let r = verify_with(
+            &cfg,
+            VerifyOptions {
+                client_only,
+                ..Default::default()
+            },
+        )
+        .await;
+        let t = table(&r, "vj.docs");
+        assert_eq!(
+            t.strategy,
+            Some(if client_only {
+                Strategy::Client
+            } else {
+                Strategy::ServerDigest
+            })
+        );
+        assert_eq!(
+            (t.missing, t.extra, t.different),
+            (0, 0, expected.len() as u64),
+            "client_only {client_only}: {r:?}"
+        );
+        assert_eq!(t.first_differences, expected, "client_only {client_only}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", "-c", &file, "--json", "--apply-repair", "--out"])
+        .arg(dir.path().join("check"))
+        .output()
+        .expect("ferry verify --apply-repair");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if mariadb {
+        let diff = std::fs::read_to_string(dir.path().join("check/diff.jsonl")).expect("diff");
+        assert_eq!(diff.lines().count(), 3, "{diff}");
+        assert!(
+            diff.lines()
+                .all(|l| l.contains("the same document once normalised")),
+            "{diff}"
+        );
+    }
+    let bytes = "SELECT id, HEX(j) FROM vj.docs ORDER BY id";
+    assert_eq!(rows(&destination, bytes).await, rows(&source, bytes).await);
+    assert!(verify_with(&cfg, VerifyOptions::default())
+        .await
+        .consistent());
+}
+
+/// A repair is statements, and statements fire the destination's triggers (row-based replication would not): a
+/// table with a trigger some repair statement would fire is refused with FERRY-VER-007 naming the triggers, before
+/// anything is written. Triggers no statement fires (an AFTER DELETE trigger under an UPDATE) do not stand in the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_never_fires_the_destinations_triggers() {
+    logs();
+    let (source, destination) = pair().await;
+    for s in [
+        "CREATE DATABASE vt",
+        "CREATE TABLE vt.t (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NULL)",
+        "CREATE TABLE vt.calm (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NULL)",
+        "CREATE TABLE vt.audit (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, what VARCHAR(40) NOT NULL)",
+        "INSERT INTO vt.t VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+        "INSERT INTO vt.calm VALUES (1, 'a'), (2, 'b')",
+    ] {
+        source.exec(s).await.expect(s);
+    }
+    let cfg = task("triggers", &source, &destination, &["vt"]);
+    run_once(&cfg).await;
+    for s in [
+        "DELETE FROM vt.t WHERE id = 1",             // missing: an INSERT
+        "UPDATE vt.t SET v = 'x' WHERE id = 2",      // different: an UPDATE
+        "INSERT INTO vt.t VALUES (4, 'd')",          // extra: a DELETE
+        "UPDATE vt.calm SET v = 'x' WHERE id = 2",   // different: an UPDATE
+        "CREATE TRIGGER vt.t_bi BEFORE INSERT ON vt.t FOR EACH ROW SET NEW.v = CONCAT(NEW.v, '!')",
+        "CREATE TRIGGER vt.t_bu BEFORE UPDATE ON vt.t FOR EACH ROW SET NEW.v = UPPER(NEW.v)",
+        "CREATE TRIGGER vt.t_ad AFTER DELETE ON vt.t FOR EACH ROW INSERT INTO vt.audit (what) VALUES (CONCAT('deleted ', OLD.id))",
+        "CREATE TRIGGER vt.calm_ad AFTER DELETE ON vt.calm FOR EACH ROW INSERT INTO vt.audit (what) VALUES ('calm')",
+    ] {
+        destination.exec(s).await.expect(s);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let found = verify_with(
+        &cfg,
+        VerifyOptions {
+            out: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(counts(&found, "vt.t"), (1, 1, 1), "{found:?}");
+    assert_eq!(counts(&found, "vt.calm"), (0, 0, 1), "{found:?}");
+    let state = "SELECT CONCAT_WS(':', id, v) FROM vt.t UNION ALL SELECT CONCAT_WS(':', 'calm', id, v) FROM vt.calm \
+                 UNION ALL SELECT what FROM vt.audit";
+    let before = rows(&destination, state).await;
+    let repair = dir.path().join("repair.sql");
+    let err = ferry_verifier::repair::apply(&cfg, &repair)
+        .await
+        .expect_err("a repair through triggers is refused");
+    assert_eq!(err.code().id, "FERRY-VER-007", "{err}");
+    let text = err.to_string();
+    for name in ["t_bi", "t_bu", "t_ad"] {
+        assert!(text.contains(name), "{name} not named: {text}");
+    }
+    assert!(!text.contains("calm_ad"), "{text}");
+    assert_eq!(rows(&destination, state).await, before, "nothing written");
+
+    // The CLI refuses the same way and writes nothing.
+    let file = write_task(&dir, &cfg);
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", "-c", &file, "--apply-repair", "--out"])
+        .arg(dir.path().join("cli"))
+        .output()
+        .expect("ferry verify --apply-repair");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FERRY-VER-007")
+            || String::from_utf8_lossy(&out.stdout).contains("FERRY-VER-007"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows(&destination, state).await, before, "nothing written");
+
+    // Without t's triggers the same file applies; calm's AFTER DELETE trigger, which no UPDATE fires, stays.
+    for s in [
+        "DROP TRIGGER vt.t_bi",
+        "DROP TRIGGER vt.t_bu",
+        "DROP TRIGGER vt.t_ad",
+    ] {
+        destination.exec(s).await.expect(s);
+    }
+    let applied = ferry_verifier::repair::apply(&cfg, &repair)
+        .await
+        .expect("repair");
+    assert_eq!(applied.statements, 4);
+    let after = verify_with(&cfg, VerifyOptions::default()).await;
+    assert!(after.consistent(), "{after:?}");
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM vt.audit").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'vt'"
+        )
+        .await,
+        1
+    );
 }

@@ -67,6 +67,10 @@ codes! {
         "The destination changed since it was verified (the message has the statement): verify again and apply the new repair file.";
     VERIFY_OUTPUT = "FERRY-VER-006", "the verifier's output folder cannot be written or read",
         "The message names the file; give a writable --out folder.";
+    VERIFY_REPAIR_TRIGGERS = "FERRY-VER-007", "a repair would fire triggers on the destination; nothing was applied",
+        "Repair statements fire the destination's triggers (row-based replication does not), so the rows written would not be the source's. The message names the tables and triggers: repair those tables another way (drop the triggers, apply, create them again while nothing else writes), or copy them again.";
+    VERIFY_REPAIR_LEFT = "FERRY-VER-008", "after the repair the destination still differs from the source",
+        "The repaired rows were read back and do not match the source (the message names the tables): something rewrote them (a trigger created meanwhile, a writer on the destination). Verify again and look at diff.jsonl.";
     SIM_SERVER = "FERRY-SIM-001", "throwaway server could not be started",
         "Install MariaDB (apt-get install mariadb-server) or build the image with docker/build-mariadb-image.sh; the message has the server log tail.";
     SIM_SCENARIO = "FERRY-SIM-002", "a scenario folder cannot be used",

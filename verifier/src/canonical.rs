@@ -1,5 +1,11 @@
 //! The canonical row encoding the verifier hashes: every value tagged and length-prefixed, numbers by value,
-//! floats by their bits, JSON as a normalized document, so that equal rows hash equal and nothing else does.
+//! floats by their bits, JSON by its exact text, so that equal rows hash equal and nothing else does.
+//!
+//! JSON is never compared through a parsed document: a parser that keeps the last of duplicate keys or reads
+//! numbers as f64 calls `{"a":1,"a":2}` and `{"a":2}` (or `1.0000000000000001` and `1.0`) equal although the
+//! server reads them differently. MariaDB's JSON is a LONGTEXT with a `json_valid` check: its bytes are the value.
+//! MySQL's JSON is a binary document the server prints in one canonical text form (keys sorted, one spacing,
+//! integers and decimals exact): equal text is an equal document. [`normalize_json`] only explains a difference.
 
 use ferry_engine::value::Value;
 use sha2::{Digest, Sha256};
@@ -15,7 +21,7 @@ mod tag {
     pub const DECIMAL: u8 = 4;
     pub const BYTES: u8 = 5;
     pub const JSON: u8 = 6;
-    pub const JSON_INVALID: u8 = 7;
+    // 7 was JSON text that did not parse: every JSON value is now its text.
     pub const DATE: u8 = 8;
     pub const DATETIME: u8 = 9;
     pub const TIME: u8 = 10;
@@ -50,8 +56,17 @@ pub fn normalize_decimal(s: &str) -> String {
     out
 }
 
-/// A JSON document with object keys sorted and no insignificant whitespace.
-fn normalize_json(v: &serde_json::Value, out: &mut String) {
+/// A JSON text with object keys sorted and no insignificant whitespace, as serde_json reads it (duplicate keys:
+/// the last wins; numbers: f64 where they do not fit an integer); None when the text is not JSON. For explaining a
+/// difference in the report only ("the same document once normalised"): it never decides equality.
+pub fn normalize_json(b: &[u8]) -> Option<String> {
+    let doc = serde_json::from_slice::<serde_json::Value>(b).ok()?;
+    let mut s = String::new();
+    write_normalized(&doc, &mut s);
+    Some(s)
+}
+
+fn write_normalized(v: &serde_json::Value, out: &mut String) {
     match v {
         serde_json::Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
@@ -64,7 +79,7 @@ fn normalize_json(v: &serde_json::Value, out: &mut String) {
                 out.push_str(&serde_json::Value::String((*k).clone()).to_string());
                 out.push(':');
                 if let Some(x) = m.get(*k) {
-                    normalize_json(x, out);
+                    write_normalized(x, out);
                 }
             }
             out.push('}');
@@ -75,7 +90,7 @@ fn normalize_json(v: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                normalize_json(x, out);
+                write_normalized(x, out);
             }
             out.push(']');
         }
@@ -83,8 +98,8 @@ fn normalize_json(v: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// Appends one value's canonical encoding. `json` says the column holds JSON documents (MySQL JSON, or a
-/// MariaDB JSON alias), which compare as documents.
+/// Appends one value's canonical encoding. `json` says the column holds JSON (MySQL JSON, or a MariaDB JSON
+/// alias): tagged as JSON, compared by its exact text (see the module documentation).
 pub fn encode_value(v: &Value, json: bool, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.push(tag::NULL),
@@ -150,18 +165,8 @@ pub fn encode_value(v: &Value, json: bool, out: &mut Vec<u8>) {
 }
 
 fn encode_json(b: &[u8], out: &mut Vec<u8>) {
-    match serde_json::from_slice::<serde_json::Value>(b) {
-        Ok(doc) => {
-            let mut s = String::new();
-            normalize_json(&doc, &mut s);
-            out.push(tag::JSON);
-            put_len_bytes(out, s.as_bytes());
-        }
-        Err(_) => {
-            out.push(tag::JSON_INVALID);
-            put_len_bytes(out, b);
-        }
-    }
+    out.push(tag::JSON);
+    put_len_bytes(out, b);
 }
 
 /// The canonical encoding of a row; `json[i]` marks JSON columns.
@@ -214,21 +219,50 @@ mod tests {
         assert_ne!(enc(&[Value::Double(0.0)]), enc(&[Value::Double(-0.0)]));
     }
 
+    fn json(b: &[u8], mysql: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let v = if mysql {
+            Value::Json(b.to_vec())
+        } else {
+            Value::Bytes(b.to_vec())
+        };
+        encode_value(&v, true, &mut out);
+        out
+    }
+
     #[test]
-    fn json_compares_as_documents() {
-        let mut a = Vec::new();
-        encode_value(
-            &Value::Json(br#"{"b": 1, "a": [1, 2]}"#.to_vec()),
-            true,
-            &mut a,
+    fn json_compares_by_its_exact_text() {
+        for mysql in [false, true] {
+            // serde_json calls each pair equal; the servers do not.
+            for (a, b) in [
+                (&br#"{"a":1,"a":2}"#[..], &br#"{"a":2}"#[..]),
+                (b"1.0000000000000001", b"1.0"),
+                (br#"{"a":1, "b":2}"#, br#"{"b":2, "a":1}"#),
+                (br#"{"a": 1}"#, br#"{"a":1}"#),
+                (b"1", b"1.0"),
+                (b"not json", b"not  json"),
+            ] {
+                assert_ne!(json(a, mysql), json(b, mysql), "{a:?} {b:?}");
+                assert_eq!(json(a, mysql), json(a, mysql));
+            }
+        }
+        // The JSON tag keeps a JSON value apart from the same bytes in a text column.
+        let mut text = Vec::new();
+        encode_value(&Value::Bytes(b"{}".to_vec()), false, &mut text);
+        assert_ne!(json(b"{}", false), text);
+    }
+
+    #[test]
+    fn the_normalised_form_explains_but_is_lossy() {
+        assert_eq!(
+            normalize_json(br#"{"a":1,"a":2}"#),
+            normalize_json(br#"{"a":2}"#)
         );
-        let mut b = Vec::new();
-        encode_value(
-            &Value::Bytes(br#"{"a":[1,2],"b":1}"#.to_vec()),
-            true,
-            &mut b,
+        assert_eq!(
+            normalize_json(br#"{"b":2, "a":1}"#).as_deref(),
+            Some(r#"{"a":1,"b":2}"#)
         );
-        assert_eq!(a, b);
+        assert_eq!(normalize_json(b"{"), None);
     }
 
     #[test]
@@ -245,6 +279,8 @@ mod tests {
             any::<u64>().prop_map(Value::UInt),
             any::<u64>().prop_map(|b| Value::Double(f64::from_bits(b))),
             proptest::collection::vec(any::<u8>(), 0..6).prop_map(Value::Bytes),
+            proptest::collection::vec(any::<u8>(), 0..6).prop_map(Value::Json),
+            "[ {}\\[\\]\":,a0-9.eE+-]{0,8}".prop_map(|s| Value::Json(s.into_bytes())),
         ]
     }
 
@@ -259,6 +295,20 @@ mod tests {
     }
 
     proptest! {
+        /// Documents serde_json reads alike (keys reordered, spacing, a duplicate key) are other JSON text.
+        #[test]
+        fn json_documents_read_alike_still_differ(k in "[a-z]{1,3}", v in any::<i64>(), w in any::<i64>(), mysql in any::<bool>()) {
+            let x = format!(r#"{{"{k}":{v},"{k}0":{w}}}"#);
+            let reordered = format!(r#"{{"{k}0":{w},"{k}":{v}}}"#);
+            let spaced = format!(r#"{{"{k}": {v}, "{k}0": {w}}}"#);
+            let duplicated = format!(r#"{{"{k}":{w},"{k}":{v},"{k}0":{w}}}"#);
+            prop_assert_eq!(normalize_json(x.as_bytes()), normalize_json(reordered.as_bytes()));
+            prop_assert_eq!(normalize_json(x.as_bytes()), normalize_json(duplicated.as_bytes()));
+            for other in [&reordered, &spaced, &duplicated] {
+                prop_assert_ne!(json(x.as_bytes(), mysql), json(other.as_bytes(), mysql));
+            }
+        }
+
         #[test]
         fn encoding_is_injective(a in proptest::collection::vec(value(), 0..4), b in proptest::collection::vec(value(), 0..4)) {
             let equal = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| same(x, y));

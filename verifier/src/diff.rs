@@ -1,7 +1,7 @@
 //! Row differences: locating them between two sets of rows (by key, or as multisets without one), which columns
 //! differ (FLOAT/DOUBLE optionally within a tolerance), and their JSON form for the diff file.
 
-use crate::canonical::{encode_value, row_hash, RowHash};
+use crate::canonical::{encode_value, normalize_json, row_hash, RowHash};
 use ferry_engine::schema::model::Table;
 use ferry_engine::value::Value;
 use rayon::prelude::*;
@@ -73,8 +73,8 @@ impl<'a> RowCompare<'a> {
         }
     }
 
-    /// Also compares the columns `json` names as JSON documents (MariaDB's JSON, a LONGTEXT with a json_valid
-    /// check, which information_schema reports as `longtext`).
+    /// Also tags the columns `json` names as JSON (MariaDB's JSON, a LONGTEXT with a json_valid check, which
+    /// information_schema reports as `longtext`); JSON compares by its exact text like any string.
     pub fn with_json_columns(mut self, json: &std::collections::HashSet<String>) -> Self {
         for (i, c) in self.table.columns.iter().enumerate() {
             if json.contains(&c.name) {
@@ -181,6 +181,23 @@ impl<'a> RowCompare<'a> {
         }));
         out
     }
+}
+
+/// Why two JSON values that differ may look alike in the diff file: when serde_json's normalised forms are equal
+/// (key order, spacing, duplicate keys, number precision), a note saying so. Explains only; equality is the text.
+pub fn explain_json(a: &Value, b: &Value) -> Option<String> {
+    let (Value::Json(x) | Value::Bytes(x), Value::Json(y) | Value::Bytes(y)) = (a, b) else {
+        return None;
+    };
+    if x == y {
+        return None;
+    }
+    let (nx, ny) = (normalize_json(x)?, normalize_json(y)?);
+    (nx == ny).then(|| {
+        "the same document once normalised (key order, spacing, duplicate keys or number precision differ), \
+         but not the same JSON text: the server reads them differently, so they differ"
+            .to_string()
+    })
 }
 
 fn float(v: &Value) -> Option<f64> {
@@ -342,6 +359,25 @@ mod tests {
             .differing_columns(&row(1, -0.0, "a"), &row(1, 0.0, "a"))
             .is_empty());
         assert_eq!(loose.differing_columns(&row(1, f64::NAN, "a"), &a), vec![1]);
+    }
+
+    #[test]
+    fn json_columns_differ_by_their_text_with_a_note_when_documents_look_alike() {
+        let mut t = table(true);
+        t.columns[2].data_type = "json".into();
+        let c = RowCompare::new(&t, None);
+        let j = |s: &str| vec![Value::Int(1), Value::Double(1.0), Value::Json(s.into())];
+        for (a, b) in [
+            (r#"{"a": 2}"#, r#"{"a": 1, "a": 2}"#),
+            ("1.0", "1.0000000000000001"),
+            (r#"{"a": 1, "b": 2}"#, r#"{"b": 2, "a": 1}"#),
+        ] {
+            assert_eq!(c.differing_columns(&j(a), &j(b)), vec![2], "{a} {b}");
+            assert_eq!(c.locate(vec![j(a)], vec![j(b)]).len(), 1, "{a} {b}");
+            assert!(explain_json(&j(a)[2], &j(b)[2]).is_some(), "{a} {b}");
+        }
+        assert!(c.differing_columns(&j("[1]"), &j("[1]")).is_empty());
+        assert_eq!(explain_json(&j("[1]")[2], &j("[2]")[2]), None);
     }
 
     #[test]

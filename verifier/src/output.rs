@@ -156,6 +156,21 @@ impl Output {
                 "source": d.source.as_deref().map(|r| json_row(&names, r)),
                 "destination": d.destination.as_deref().map(|r| json_row(&dest_names, r)),
             });
+            let mut line = line;
+            let notes: Vec<String> = match (&d.source, &d.destination) {
+                (Some(a), Some(b)) => d
+                    .columns
+                    .iter()
+                    .filter_map(|&i| {
+                        crate::diff::explain_json(a.get(i)?, b.get(i)?)
+                            .map(|why| format!("{}: {why}", names[i]))
+                    })
+                    .collect(),
+                _ => vec![],
+            };
+            if !notes.is_empty() {
+                line["notes"] = serde_json::json!(notes);
+            }
             writeln!(self.diff, "{line}").map_err(|e| io_error(&diff_path, e))?;
             if let Some(sql) = repair::statement(dest, d)? {
                 writeln!(self.repair, "{sql}").map_err(|e| io_error(&repair_path, e))?;

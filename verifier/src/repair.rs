@@ -129,35 +129,147 @@ pub async fn apply(
     r
 }
 
-/// Applies a repair file (one statement per line, `--` comments) to the destination in one transaction; a
-/// statement that fails, or an UPDATE/DELETE that touches no row (the destination changed since the verification),
-/// rolls everything back with FERRY-VER-005.
-pub async fn apply_file(pool: &Pool, path: &std::path::Path) -> Result<Applied> {
-    let file = std::fs::File::open(path).map_err(|e| {
+/// The table a repair statement writes and the trigger event it fires there: `INSERT INTO `d`.`t` ...`,
+/// `UPDATE `d`.`t` SET ...`, `DELETE FROM `d`.`t` ...` (as `statement` writes them); None for anything else.
+pub fn statement_target(sql: &str) -> Option<(String, String, &'static str)> {
+    let (event, rest) = if let Some(r) = sql.strip_prefix("INSERT INTO ") {
+        ("INSERT", r)
+    } else if let Some(r) = sql.strip_prefix("UPDATE ") {
+        ("UPDATE", r)
+    } else if let Some(r) = sql.strip_prefix("DELETE FROM ") {
+        ("DELETE", r)
+    } else {
+        return None;
+    };
+    let (db, rest) = quoted(rest)?;
+    let (table, _) = quoted(rest.strip_prefix('.')?)?;
+    Some((db, table, event))
+}
+
+/// One backquoted identifier at the start of `s` (a doubled backquote inside is one), and what follows it.
+fn quoted(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('`')?.char_indices().peekable();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        if c == '`' {
+            if chars.peek().map(|&(_, c)| c) == Some('`') {
+                chars.next();
+                out.push('`');
+                continue;
+            }
+            return Some((out, &s[i + 2..]));
+        }
+        out.push(c);
+    }
+    None
+}
+
+/// The statements of a repair file (comments and the session line left out), with their line numbers.
+fn read_statements(path: &std::path::Path) -> Result<Vec<(usize, String)>> {
+    let io = |e: std::io::Error| {
         Error::definite(
             &codes::VERIFY_OUTPUT,
             format!("reading {}: {e}", path.display()),
         )
-    })?;
-    // `pool` is a `Role::Write` pool: its sessions are set up as `session_sql` says.
-    let mut conn = pool.get_conn().await.ctx("destination")?;
-    conn.query_drop("START TRANSACTION").await.ctx("repair")?;
-    let mut out = Applied::default();
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| {
-            Error::definite(
-                &codes::VERIFY_OUTPUT,
-                format!("reading {}: {e}", path.display()),
-            )
-        })?;
+        let line = line.map_err(io)?;
         let sql = line.trim();
         if sql.is_empty() || sql.starts_with("--") || sql.starts_with("SET SESSION") {
             continue;
         }
+        out.push((n + 1, sql.to_string()));
+    }
+    Ok(out)
+}
+
+/// The destination's triggers that the statements would fire: `db.table: name (BEFORE INSERT), ...` per table,
+/// empty when none would. Only a trigger on the table a statement writes, for that statement's event, can fire:
+/// ferry's repair statements are plain INSERT / UPDATE / DELETE, and foreign key actions fire no triggers.
+async fn triggers_fired(
+    conn: &mut mysql_async::Conn,
+    statements: &[(usize, String)],
+) -> Result<Vec<String>> {
+    let mut events: std::collections::BTreeMap<(String, String), std::collections::BTreeSet<&str>> =
+        Default::default();
+    for (_, sql) in statements {
+        if let Some((db, t, event)) = statement_target(sql) {
+            events.entry((db, t)).or_default().insert(event);
+        }
+    }
+    let mut out = Vec::new();
+    for ((db, t), wanted) in &events {
+        let rows: Vec<(String, String, String)> = conn
+            .exec(
+                "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION FROM information_schema.TRIGGERS \
+                 WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY ACTION_ORDER, TRIGGER_NAME",
+                (db, t),
+            )
+            .await
+            .ctx("reading the destination's triggers")?;
+        let fired: Vec<String> = rows
+            .into_iter()
+            .filter(|(_, _, event)| wanted.contains(event.as_str()))
+            .map(|(name, timing, event)| format!("{name} ({timing} {event})"))
+            .collect();
+        if !fired.is_empty() {
+            out.push(format!("{db}.{t}: {}", fired.join(", ")));
+        }
+    }
+    Ok(out)
+}
+
+fn refused(path: &std::path::Path, tables: &[String]) -> Error {
+    Error::definite(
+        &codes::VERIFY_REPAIR_TRIGGERS,
+        format!(
+            "{}: the repair's statements would fire these triggers, and the rows they write would then not be \
+             the source's: {}",
+            path.display(),
+            tables.join("; ")
+        ),
+    )
+}
+
+/// Applies a repair file (one statement per line, `--` comments) to the destination in one transaction; a
+/// statement that fails, or an UPDATE/DELETE that touches no row (the destination changed since the verification),
+/// rolls everything back with FERRY-VER-005.
+///
+/// A table with a trigger that one of its statements would fire is refused with FERRY-VER-007 before anything is
+/// written: statements fire triggers (row-based replication does not), and no session setting stops them. The
+/// triggers are read again before COMMIT: one created meanwhile (CREATE TRIGGER waits for the transaction once it
+/// has written the table) rolls everything back, the trigger's own writes included.
+pub async fn apply_file(pool: &Pool, path: &std::path::Path) -> Result<Applied> {
+    let statements = read_statements(path)?;
+    if let Some((n, sql)) = statements
+        .iter()
+        .find(|(_, sql)| statement_target(sql).is_none())
+    {
+        return Err(Error::definite(
+            &codes::VERIFY_REPAIR,
+            format!(
+                "{}:{n}: not an INSERT INTO / UPDATE / DELETE FROM `db`.`table` statement, so the triggers it would \
+                 fire cannot be checked: {}",
+                path.display(),
+                excerpt(sql)
+            ),
+        ));
+    }
+    // `pool` is a `Role::Write` pool: its sessions are set up as `session_sql` says.
+    let mut conn = pool.get_conn().await.ctx("destination")?;
+    let fired = triggers_fired(&mut conn, &statements).await?;
+    if !fired.is_empty() {
+        return Err(refused(path, &fired));
+    }
+    conn.query_drop("START TRANSACTION").await.ctx("repair")?;
+    let mut out = Applied::default();
+    for (n, sql) in &statements {
         let failed = |why: String| {
             Error::definite(
                 &codes::VERIFY_REPAIR,
-                format!("{}:{}: {why}: {}", path.display(), n + 1, excerpt(sql)),
+                format!("{}:{n}: {why}: {}", path.display(), excerpt(sql)),
             )
         };
         let affected = match conn.query_iter(sql.trim_end_matches(';')).await {
@@ -175,6 +287,17 @@ pub async fn apply_file(pool: &Pool, path: &std::path::Path) -> Result<Applied> 
         }
         out.statements += 1;
         out.rows += affected;
+    }
+    let fired = match triggers_fired(&mut conn, &statements).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = conn.query_drop("ROLLBACK").await;
+            return Err(e);
+        }
+    };
+    if !fired.is_empty() {
+        let _ = conn.query_drop("ROLLBACK").await;
+        return Err(refused(path, &fired));
     }
     conn.query_drop("COMMIT")
         .await
@@ -275,6 +398,24 @@ mod tests {
             Some("UPDATE `d2`.`t2` SET `s` = NULL WHERE `id` = 3;")
         );
         assert_eq!(sql(&only_generated), None);
+    }
+
+    #[test]
+    fn each_statement_names_its_table_and_event() {
+        assert_eq!(
+            statement_target("INSERT INTO `d2`.`t``x` (`id`) VALUES (1);"),
+            Some(("d2".into(), "t`x".into(), "INSERT"))
+        );
+        assert_eq!(
+            statement_target("UPDATE `a.b`.`t` SET `s` = NULL WHERE `id` = 3;"),
+            Some(("a.b".into(), "t".into(), "UPDATE"))
+        );
+        assert_eq!(
+            statement_target("DELETE FROM `d`.`t` WHERE `id` = 2;"),
+            Some(("d".into(), "t".into(), "DELETE"))
+        );
+        assert_eq!(statement_target("DELETE FROM `d`"), None);
+        assert_eq!(statement_target("SELECT 1"), None);
     }
 
     #[test]

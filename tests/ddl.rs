@@ -765,3 +765,42 @@ async fn a_ddl_that_took_effect_before_a_crash_is_never_run_again() {
         );
     }
 }
+
+/// MariaDB logs CREATE TABLE ... SELECT as one group flagged DDL: the CREATE statement, the new table's rows, then
+/// XID. In a database selected whole the table joins the task with its rows, and the group is one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_table_select_mid_stream_arrives_with_its_rows() {
+    logs();
+    let (source, destination) = pair().await;
+    exec_all(
+        &source,
+        &[
+            "CREATE DATABASE cts",
+            "CREATE TABLE cts.src (id INT PRIMARY KEY, v VARCHAR(10) NOT NULL)",
+            "INSERT INTO cts.src SELECT seq, CONCAT('v', seq) FROM mysql.seq_1_to_50",
+        ],
+    )
+    .await;
+    let mut cfg = task("cts", &source, &destination, &["cts"]);
+    cfg.task.types.push(MigrationType::Incremental);
+    let (ctl, run) = start_run(&cfg);
+    let run = wait_synced(&destination, "cts", run, 0).await;
+    exec_all(
+        &source,
+        &[
+            "CREATE TABLE cts.copy ENGINE=InnoDB SELECT id, v FROM cts.src WHERE id <= 20",
+            "INSERT INTO cts.copy VALUES (1000, 'after')",
+        ],
+    )
+    .await;
+    drain(ctl, run).await;
+    assert_eq!(
+        show_create(&source, "cts.copy").await,
+        show_create(&destination, "cts.copy").await
+    );
+    assert_eq!(
+        count(&destination, "SELECT COUNT(*) FROM cts.copy").await,
+        21
+    );
+    assert_same_data(&source, &destination, "cts").await;
+}

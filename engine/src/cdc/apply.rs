@@ -323,6 +323,7 @@ impl Applier {
                 end,
                 ts,
                 in_transaction,
+                opens_transaction: group_continues,
             } => {
                 if in_transaction {
                     // SAVEPOINT and the like pass; a row change logged as a statement is refused.
@@ -351,7 +352,7 @@ impl Applier {
                     session: &session,
                 };
                 let (changes, opens_transaction) = self.statement(&source, &file, end).await?;
-                if !opens_transaction {
+                if !opens_transaction && !group_continues {
                     self.end_transaction(&file, end, ts)?;
                     self.commit().await?;
                 }

@@ -25,6 +25,9 @@ pub mod mariadb {
         /// The group is one statement that commits by itself (DDL, a non-transactional change): no XID/COMMIT
         /// follows. Without it the GTID event stands for BEGIN and the group ends at XID or a COMMIT/ROLLBACK query.
         pub const STANDALONE: u8 = 1;
+        /// The group holds DDL. Without STANDALONE it is CREATE TABLE ... SELECT: the CREATE statement, then the
+        /// new table's rows, then XID.
+        pub const DDL: u8 = 32;
         /// The group is the prepare of an XA transaction (XA START .. XA END, XA PREPARE).
         pub const PREPARED_XA: u8 = 64;
         /// The group is the XA COMMIT or XA ROLLBACK of a prepared XA transaction.
@@ -77,6 +80,9 @@ pub enum Item {
         end: u64,
         ts: u32,
         in_transaction: bool,
+        /// The statement's transaction goes on after it (MariaDB's CREATE TABLE ... SELECT group): its end is the
+        /// XID that follows the rows.
+        opens_transaction: bool,
     },
     /// A transaction committed; `end` is the offset just after it in `file`, `ts` the source's commit time (s).
     Commit { file: String, end: u64, ts: u32 },
@@ -103,8 +109,10 @@ pub struct EventDecoder {
     file: String,
     /// Whether a FORMAT_DESCRIPTION has been seen: events before it are read without knowing the checksum setting.
     seen_fde: bool,
-    /// Between a `BEGIN` statement and the transaction's end.
+    /// Between a `BEGIN` statement (or a MariaDB GTID event opening a transaction) and the transaction's end.
     in_group: bool,
+    /// In a MariaDB DDL group that is not standalone: its statement is followed by rows and an XID.
+    ddl_group_continues: bool,
     /// The end of the TRANSACTION_PAYLOAD whose events are being read: they carry position 0, and the
     /// transaction ends where the payload does.
     payload_end: Option<u64>,
@@ -120,6 +128,7 @@ impl EventDecoder {
             file: file.to_string(),
             seen_fde: false,
             in_group: false,
+            ddl_group_continues: false,
             payload_end: None,
         }
     }
@@ -180,7 +189,12 @@ impl EventDecoder {
                 }
                 // MariaDB writes no BEGIN: a transactional group opens here and only its XID (or a COMMIT or
                 // ROLLBACK query) ends it. A SAVEPOINT or any other query inside it is part of the transaction.
-                self.in_group = flags & mariadb::gtid_flags::STANDALONE == 0;
+                // A DDL group's statement is applied as DDL; one that is not standalone (CREATE TABLE ... SELECT)
+                // goes on with the new table's rows until its XID.
+                let ddl = flags & mariadb::gtid_flags::DDL != 0;
+                let standalone = flags & mariadb::gtid_flags::STANDALONE != 0;
+                self.in_group = !standalone && !ddl;
+                self.ddl_group_continues = ddl && !standalone;
                 return Ok(Some(Item::Begin { gtid }));
             }
             XA_PREPARE => return Err(xa_refused(&at(), "")),
@@ -294,6 +308,7 @@ impl EventDecoder {
                         end,
                         ts,
                         in_transaction: self.in_group,
+                        opens_transaction: std::mem::take(&mut self.ddl_group_continues),
                     }),
                 }
             }

@@ -611,7 +611,11 @@ async fn the_start_position_under_a_read_lock_agrees_with_its_gtids_under_load()
     let load = ShopWorkload::start(&source);
     let mut c = source.conn().await.expect("session");
     let mut locked_ok = 0;
-    for _ in 0..30 {
+    let mut reads = 0;
+    let started = Instant::now();
+    // At least 30 reads over at least 3 s, so they interleave with the writers' commits.
+    while reads < 30 || started.elapsed() < Duration::from_secs(3) {
+        reads += 1;
         let p = Position::under_read_lock(&mut c, Flavor::MariaDb)
             .await
             .expect("position")
@@ -633,9 +637,9 @@ async fn the_start_position_under_a_read_lock_agrees_with_its_gtids_under_load()
         }
     }
     let stats = load.finish().await;
-    assert!(stats.transactions > 30, "the workload ran: {stats:?}");
+    assert!(stats.transactions >= 10, "the workload ran: {stats:?}");
     assert_eq!(
-        locked_ok, 30,
+        locked_ok, reads,
         "every position read under the lock agrees with its GTID list"
     );
 }

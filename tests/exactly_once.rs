@@ -125,8 +125,8 @@ async fn savepoints_never_split_a_transaction_across_a_kill() {
     );
 }
 
-/// Item 1, XA: a prepared XA branch (committed later, or rolled back) stops sync with FERRY-CDC-014 before any of
-/// it is written.
+/// Item 1, XA: XA branches of databases the task does not migrate pass (two-phase and one-phase); a prepared XA
+/// branch that changes a migrated table stops sync with FERRY-CDC-014 before any of it is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn xa_transactions_are_refused_with_a_code_and_nothing_applied() {
     logs();
@@ -140,9 +140,46 @@ async fn xa_transactions_are_refused_with_a_code_and_nothing_applied() {
         ],
     )
     .await;
+    on(
+        &source,
+        &[
+            "CREATE DATABASE other",
+            "CREATE TABLE other.t (id INT PRIMARY KEY)",
+        ],
+    )
+    .await;
     let cfg = online("xa", &source, &destination, "xa");
     let (_ctl, run) = start_run(&cfg);
     let run = wait_synced(&destination, "xa", run, 0).await;
+    // XA on a database the task does not migrate (a JTA service of another application) passes.
+    on(
+        &source,
+        &[
+            "XA START 'other-1'",
+            "INSERT INTO other.t VALUES (1)",
+            "XA END 'other-1'",
+            "XA PREPARE 'other-1'",
+            "XA COMMIT 'other-1'",
+            "XA START 'other-2'",
+            "INSERT INTO other.t VALUES (2)",
+            "XA END 'other-2'",
+            "XA COMMIT 'other-2' ONE PHASE",
+            "INSERT INTO xa.t VALUES (10)",
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&destination, "SELECT COUNT(*) FROM xa.t").await < 2 {
+        if run.is_finished() {
+            let r = run.await.expect("run task");
+            panic!("sync stopped on XA outside the task: {:?}", r.err());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the row after the unrelated XA was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     on(
         &source,
         &[
@@ -160,7 +197,7 @@ async fn xa_transactions_are_refused_with_a_code_and_nothing_applied() {
         .expect("run task")
         .expect_err("XA is refused");
     assert_eq!(err.code().id, "FERRY-CDC-014", "{err}");
-    assert_eq!(count(&destination, "SELECT COUNT(*) FROM xa.t").await, 1);
+    assert_eq!(count(&destination, "SELECT COUNT(*) FROM xa.t").await, 2);
 }
 
 /// Item 2: a source transaction of 20,000 rows applied under a row throttle. A pause that arrives in its middle

@@ -138,7 +138,7 @@ codes! {
     CDC_REPLICA_ID_TAKEN = "FERRY-CDC-013", "another binlog reader connected to the source with ferry's replica server_id",
         "The source ends one of two dumps under the same server_id. Run one `ferry run` per task (a cutover's drain takes the id over on purpose), and give every task and replica its own incremental.server_id.";
     CDC_XA = "FERRY-CDC-014", "an XA (two-phase) transaction is in the binlog",
-        "ferry applies whole transactions exactly once and cannot hold a prepared XA branch across its own restarts, so it stops before writing any of it. Commit the application's XA work as ordinary transactions while the task runs, or migrate the tables it writes offline (schema + full after the writes stop).";
+        "ferry applies whole transactions exactly once and cannot hold a prepared XA branch across its own restarts, so an XA branch that changes a migrated table (or one prepared before ferry started reading) stops the task before any of it is written. Commit the application's XA work as ordinary transactions while the task runs, or migrate the tables it writes offline (schema + full after the writes stop).";
     CDC_START_RACE = "FERRY-CDC-015", "DDL on the selected objects kept running while ferry took its start position",
         "ferry takes the binlog start position, reads the schema, and checks that no DDL on the selection came in between; it tried several times. Run the task again when no schema change is running on the source (no object or row was written).";
     BENCH_SETUP = "FERRY-BEN-001", "the benchmark could not run a step",

@@ -113,6 +113,13 @@ pub struct EventDecoder {
     in_group: bool,
     /// In a MariaDB DDL group that is not standalone: its statement is followed by rows and an XID.
     ddl_group_continues: bool,
+    /// Between XA START and XA PREPARE (or the end of a one-phase XA): rows of a tracked table are refused.
+    xa_group: bool,
+    /// The xid of the XA branch being read (as the statement spells it).
+    xa_xid: String,
+    /// XA branches seen prepared without rows of a tracked table: their XA COMMIT / ROLLBACK passes. Bounded; a
+    /// branch not known here (prepared before ferry started reading, or forgotten) is refused at its commit.
+    xa_untracked: std::collections::VecDeque<String>,
     /// The end of the TRANSACTION_PAYLOAD whose events are being read: they carry position 0, and the
     /// transaction ends where the payload does.
     payload_end: Option<u64>,
@@ -129,7 +136,75 @@ impl EventDecoder {
             seen_fde: false,
             in_group: false,
             ddl_group_continues: false,
+            xa_group: false,
+            xa_xid: String::new(),
+            xa_untracked: std::collections::VecDeque::new(),
             payload_end: None,
+        }
+    }
+
+    fn remember_xa(&mut self, xid: String) {
+        if self.xa_untracked.len() >= XA_REMEMBERED_MAX {
+            self.xa_untracked.pop_front();
+        }
+        self.xa_untracked.push_back(xid);
+    }
+
+    /// An XA statement: START opens the branch's group, END passes, COMMIT/ROLLBACK of a branch ferry saw prepared
+    /// without tracked rows (or a one-phase commit of the group being read) ends its group; any other is refused.
+    fn xa_query(
+        &mut self,
+        verb: &str,
+        xid: String,
+        at: &str,
+        end: u64,
+        ts: u32,
+    ) -> Result<Option<Item>> {
+        match verb {
+            "START" | "BEGIN" => {
+                self.xa_group = true;
+                self.in_group = true;
+                self.xa_xid = xid;
+                Ok(None)
+            }
+            "END" => Ok(None),
+            "PREPARE" => {
+                if !self.xa_group {
+                    return Err(xa_refused(at, "XA PREPARE outside an XA group"));
+                }
+                self.xa_group = false;
+                self.in_group = false;
+                let xid = std::mem::take(&mut self.xa_xid);
+                self.remember_xa(xid);
+                Ok(Some(Item::Commit {
+                    file: self.file.clone(),
+                    end,
+                    ts,
+                }))
+            }
+            "COMMIT" | "ROLLBACK" => {
+                let one_phase = self.xa_group && xid.to_ascii_uppercase().ends_with("ONE PHASE");
+                let known = self.xa_untracked.iter().position(|x| *x == xid);
+                if !one_phase && known.is_none() {
+                    return Err(xa_refused(
+                        at,
+                        &format!(
+                            "XA {verb} {xid}: ferry did not see that branch prepared without rows it migrates"
+                        ),
+                    ));
+                }
+                if let Some(i) = known {
+                    self.xa_untracked.remove(i);
+                }
+                self.xa_group = false;
+                self.in_group = false;
+                Ok(Some(Item::Commit {
+                    file: self.file.clone(),
+                    end,
+                    ts,
+                }))
+            }
+            _ => Err(xa_refused(at, &format!("XA {verb} {xid}"))),
         }
     }
 
@@ -184,9 +259,9 @@ impl EventDecoder {
         match raw {
             mariadb::GTID => {
                 let (gtid, flags) = mariadb_gtid(event)?;
-                if flags & (mariadb::gtid_flags::PREPARED_XA | mariadb::gtid_flags::COMPLETED_XA) != 0 {
-                    return Err(xa_refused(&at(), &gtid));
-                }
+                // An XA prepare opens a group like a transaction (its rows are judged as they come); an XA
+                // COMMIT/ROLLBACK group is one statement, judged when it comes.
+                self.xa_group = flags & mariadb::gtid_flags::PREPARED_XA != 0;
                 // MariaDB writes no BEGIN: a transactional group opens here and only its XID (or a COMMIT or
                 // ROLLBACK query) ends it. A SAVEPOINT or any other query inside it is part of the transaction.
                 // A DDL group's statement is applied as DDL; one that is not standalone (CREATE TABLE ... SELECT)
@@ -197,7 +272,25 @@ impl EventDecoder {
                 self.ddl_group_continues = ddl && !standalone;
                 return Ok(Some(Item::Begin { gtid }));
             }
-            XA_PREPARE => return Err(xa_refused(&at(), "")),
+            // The prepare of an XA branch ends its group. Its rows touched no tracked table (they would have been
+            // refused): the branch is remembered, so its XA COMMIT or ROLLBACK passes too.
+            XA_PREPARE => {
+                if !self.xa_group {
+                    return Err(xa_refused(&at(), "XA PREPARE outside an XA group"));
+                }
+                self.xa_group = false;
+                self.in_group = false;
+                self.xa_xid.clear();
+                // The xid comes with the event (MariaDB has no XA START statement: its GTID event opens the branch).
+                self.remember_xa(prepared_xid(event.data()).ok_or_else(|| {
+                    xa_refused(&at(), "XA PREPARE event without a readable xid")
+                })?);
+                return Ok(Some(Item::Commit {
+                    file: self.file.clone(),
+                    end,
+                    ts,
+                }));
+            }
             mariadb::BINLOG_CHECKPOINT | mariadb::GTID_LIST => {
                 return Ok((end > 0).then(|| Item::Skip { file: self.file.clone(), end }))
             }
@@ -252,6 +345,7 @@ impl EventDecoder {
                     hex::encode(&sid[10..16])
                 );
                 self.in_group = false;
+                self.xa_group = false;
                 let gtid = match g.tag() {
                     Some(tag) if !tag.as_str().is_empty() => {
                         format!("{uuid}:{}:{}", tag.as_str(), g.gno())
@@ -262,6 +356,7 @@ impl EventDecoder {
             }
             EventData::AnonymousGtidEvent(_) => {
                 self.in_group = false;
+                self.xa_group = false;
                 Some(Item::Begin {
                     gtid: String::new(),
                 })
@@ -282,8 +377,8 @@ impl EventDecoder {
                     session.undecodable = Some(format!("{}: {e}", at()));
                     String::from_utf8_lossy(raw).into_owned()
                 });
-                if is_xa(&sql) {
-                    return Err(xa_refused(&at(), sql.trim()));
+                if let Some((verb, xid)) = xa_statement(&sql) {
+                    return self.xa_query(&verb, xid, &at(), end, ts);
                 }
                 match sql.trim() {
                     "BEGIN" => {
@@ -337,7 +432,19 @@ impl EventDecoder {
                         ),
                     ));
                 };
-                self.rows(&rows, map, raw)?
+                let item = self.rows(&rows, map, raw)?;
+                if self.xa_group {
+                    if let Some(Item::Rows { table, .. }) = &item {
+                        return Err(xa_refused(
+                            &at(),
+                            &format!(
+                                "it changes {}, which the task migrates",
+                                table.display_name()
+                            ),
+                        ));
+                    }
+                }
+                item
             }
             _ => None,
         })
@@ -607,15 +714,42 @@ fn mariadb_gtid(event: &Event) -> Result<(String, u8)> {
     }
 }
 
-/// `XA START`, `XA END`, `XA PREPARE`, `XA COMMIT`, `XA ROLLBACK` (any case, any spacing).
-fn is_xa(sql: &str) -> bool {
-    let mut words = sql.split_ascii_whitespace();
-    words.next().is_some_and(|w| w.eq_ignore_ascii_case("XA"))
-        && words.next().is_some_and(|w| {
-            ["START", "BEGIN", "END", "PREPARE", "COMMIT", "ROLLBACK"]
-                .iter()
-                .any(|k| w.eq_ignore_ascii_case(k))
-        })
+/// The xid of an XA_PREPARE event (one_phase 1, formatID 4, gtrid length 4, bqual length 4, data) as XA COMMIT and
+/// XA ROLLBACK statements spell it in the binlog: `X'<gtrid hex>',X'<bqual hex>',<formatID>`.
+fn prepared_xid(body: &[u8]) -> Option<String> {
+    let u32_at = |i: usize| -> Option<u32> {
+        body.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let format_id = u32_at(1)?;
+    let gtrid = usize::try_from(u32_at(5)?).ok()?;
+    let bqual = usize::try_from(u32_at(9)?).ok()?;
+    let data = body.get(13..13usize.checked_add(gtrid)?.checked_add(bqual)?)?;
+    Some(format!(
+        "X'{}',X'{}',{format_id}",
+        hex::encode(&data[..gtrid]),
+        hex::encode(&data[gtrid..])
+    ))
+}
+
+/// XA branches remembered as prepared without tracked rows.
+const XA_REMEMBERED_MAX: usize = 100_000;
+
+/// `XA START|BEGIN|END|PREPARE|COMMIT|ROLLBACK <xid>` (any case, any spacing): the verb (upper case) and the rest.
+fn xa_statement(sql: &str) -> Option<(String, String)> {
+    let t = sql.trim();
+    let (first, rest) = t.split_once(|c: char| c.is_ascii_whitespace())?;
+    if !first.eq_ignore_ascii_case("XA") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (verb, xid) = rest
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((rest, ""));
+    let verb = verb.to_ascii_uppercase();
+    ["START", "BEGIN", "END", "PREPARE", "COMMIT", "ROLLBACK"]
+        .contains(&verb.as_str())
+        .then(|| (verb, xid.trim().to_string()))
 }
 
 /// An XA transaction's prepare and its commit or rollback are separate binlog groups, possibly far apart and

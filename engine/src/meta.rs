@@ -890,7 +890,8 @@ impl Meta {
     }
 
     /// The rows a chunk was recorded done with, None while it is not done. Read before a chunk is retried: a
-    /// COMMIT whose reply was lost may have committed it.
+    /// COMMIT whose reply was lost may have committed it. A locking read, so a commit still in flight (the chunk's
+    /// record locked by its transaction) is waited for, up to the server's lock wait timeout, not read past.
     pub async fn chunk_done_rows(
         &self,
         conn: &mut Conn,
@@ -901,7 +902,7 @@ impl Meta {
         let row: Option<Option<u64>> = conn
             .query_first(format!(
                 "SELECT CAST(`rows` AS UNSIGNED) FROM {} WHERE task = {} AND db = {} AND name = {} AND chunk_no = {chunk_no} \
-                 AND done_at IS NOT NULL",
+                 AND done_at IS NOT NULL FOR UPDATE",
                 self.t("chunks"),
                 string(&self.task),
                 string(db),

@@ -314,18 +314,31 @@ async fn steps(
             break (schema, p0);
         };
         let after = Position::current(&mut src, source.info.flavor).await?;
-        let databases: std::collections::BTreeSet<String> = schema
-            .databases
-            .iter()
-            .map(|d| d.name.clone())
-            .chain(schema.tables.iter().map(|t| t.db.clone()))
-            .collect();
+        let read = crate::cdc::start::Read {
+            tables: schema
+                .tables
+                .iter()
+                .map(|t| (t.db.clone(), t.name.clone()))
+                .collect(),
+            // Databases the selection takes whole (`objects.databases` entries and patterns).
+            whole: schema
+                .databases
+                .iter()
+                .filter(|d| {
+                    cfg.objects
+                        .databases
+                        .iter()
+                        .any(|p| wildmatch::WildMatch::new(p).matches(&d.name))
+                })
+                .map(|d| d.name.clone())
+                .collect(),
+        };
         let ddl = crate::cdc::start::ddl_between(
             source,
             p,
             &after,
             cfg.dump_server_id().wrapping_add(2).max(1),
-            &databases,
+            &read,
         )
         .await?;
         if ddl.is_empty() {

@@ -1630,6 +1630,25 @@ impl Applier {
                         );
                     }
                     _ if e.is_transient() => return Err(e.context(format!("DDL at {at}"))),
+                    // Recovering a marked statement whose catalogue looked untouched, and the destination answers
+                    // "already done": the fingerprint missed what the statement changed. Neither running it nor
+                    // skipping it is known to be right; the mark stays and the task stops saying so.
+                    Some(n)
+                        if matches!(&pending, Some((k, Some(_))) if *k == i)
+                            && crate::mysql::classify::already_applied(n) =>
+                    {
+                        return Err(Error::definite(
+                            &codes::CDC_DDL,
+                            format!(
+                                "DDL at {at} was pending when ferry stopped; the destination's catalogue looked \
+                                 unchanged, but running it again says it already took effect ({e}). Compare the \
+                                 object with the source's and make the destination match the statement's result, then \
+                                 clear {}.cdc.ddl_pending for the task; statement: {}",
+                                self.meta.schema,
+                                excerpt(sql)
+                            ),
+                        ));
+                    }
                     _ => {
                         // Nothing took effect: the statement is not pending (a rerun must not take the same
                         // answer for "already done").

@@ -36,6 +36,15 @@ const QUERIES: &[&str] = &[
      FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({dbs}) ORDER BY 1, 2, 3",
 ];
 
+/// Catalogue views some servers lack (CHECK constraints before MySQL 8.0.16 / MariaDB 10.2): read where present.
+const OPTIONAL_QUERIES: &[&str] = &[
+    "SELECT CONSTRAINT_SCHEMA, CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+     WHERE CONSTRAINT_SCHEMA IN ({dbs}) ORDER BY 1, 2, 3",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, PARTITION_NAME, SUBPARTITION_NAME, PARTITION_METHOD, PARTITION_EXPRESSION, \
+     PARTITION_DESCRIPTION FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA IN ({dbs}) AND PARTITION_NAME IS NOT NULL \
+     ORDER BY 1, 2, 3, 4",
+];
+
 /// The InnoDB table ids: MariaDB's view, then MySQL 8's.
 const INNODB_IDS: &[&str] = &[
     "SELECT NAME, CAST(TABLE_ID AS CHAR) FROM information_schema.INNODB_SYS_TABLES ORDER BY 1",
@@ -56,6 +65,15 @@ pub async fn fingerprint(conn: &mut Conn, dbs: &BTreeSet<String>) -> Result<Stri
             .await
             .ctx("reading the destination's catalogue")?;
         feed(&mut h, q, rows);
+    }
+    for q in OPTIONAL_QUERIES {
+        match conn
+            .query::<mysql_async::Row, _>(q.replace("{dbs}", &list))
+            .await
+        {
+            Ok(rows) => feed(&mut h, q, rows),
+            Err(e) => tracing::debug!(error = %e, "catalogue view not readable here"),
+        }
     }
     // InnoDB's own names are `<db>/<table>` in the server's file-name encoding, which spells only letters,
     // digits and `_` as they are; for other database names every table's id is taken.
@@ -83,8 +101,11 @@ pub async fn fingerprint(conn: &mut Conn, dbs: &BTreeSet<String>) -> Result<Stri
                 feed(&mut h, q, rows);
                 break;
             }
-            // Unknown table (the other flavor's view) or no PROCESS privilege: shapes and names still count.
-            Err(e) => tracing::debug!(error = %e, "InnoDB table ids not readable here"),
+            // Unknown table (the other flavor's view) or no PROCESS privilege: shapes and names still count, but a
+            // swap of two tables of the same shape can no longer be told from no swap.
+            Err(e) => {
+                tracing::warn!(error = %e, "InnoDB table ids not readable (PROCESS privilege on the destination): a crash right after a swap of two tables of the same shape could replay it")
+            }
         }
     }
     Ok(hex::encode(h.finalize()))

@@ -143,10 +143,16 @@ impl Position {
                 let unlocked = conn.query_drop("UNLOCK TABLES").await;
                 let p = p?;
                 unlocked.ctx("taking the start position")?;
+                conn.query_drop("SET SESSION lock_wait_timeout = DEFAULT")
+                    .await
+                    .ctx("taking the start position")?;
                 Ok(Some(p))
             }
             Err(e) => {
                 let e = Error::from(e);
+                let _ = conn
+                    .query_drop("SET SESSION lock_wait_timeout = DEFAULT")
+                    .await;
                 if matches!(e.mysql_errno(), Some(1227 | 1045 | 1044)) {
                     return Ok(None);
                 }
@@ -201,7 +207,7 @@ impl Position {
 
 /// The longest wait for the global read lock under which a MySQL start position is read (a long statement on the
 /// source holds it back); past it the start fails and is retried like any transient error.
-const START_LOCK_WAIT_S: u64 = 10;
+const START_LOCK_WAIT_S: u64 = 5;
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -22,13 +22,13 @@ pub const ATTEMPTS_MAX: u32 = 5;
 /// The longest wait for one event of the window (the window is already in the binlog).
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
-/// The DDL statements concerning `databases` in the binlog from `from` up to `to` (as excerpts).
+/// The DDL statements concerning what the schema read returned, in the binlog from `from` up to `to` (excerpts).
 pub async fn ddl_between(
     source: &Server,
     from: &Position,
     to: &Position,
     server_id: u32,
-    databases: &BTreeSet<String>,
+    read: &Read,
 ) -> Result<Vec<String>> {
     if from.cmp_in_log(to)?.is_ge() {
         return Ok(Vec::new());
@@ -55,7 +55,7 @@ pub async fn ddl_between(
                 in_transaction: false,
                 ..
             } => {
-                if concerns(sql, db, databases) {
+                if concerns(sql, db, read) {
                     found.push(super::scope::excerpt(sql));
                 }
                 Some((file.clone(), *end))
@@ -74,22 +74,45 @@ pub async fn ddl_between(
     Ok(found)
 }
 
-/// Whether a statement may change the objects of `databases`: a DDL naming one of them (or, unqualified, run in
-/// one), or a statement that cannot be read run in one of them.
-pub fn concerns(sql: &str, default_db: &str, databases: &BTreeSet<String>) -> bool {
+/// What the schema read covers: the tables it returned, and the databases selected whole (where a new table, view
+/// or routine would join the task).
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    pub tables: BTreeSet<(String, String)>,
+    pub whole: BTreeSet<String>,
+}
+
+impl Read {
+    fn dbs(&self) -> impl Iterator<Item = &String> {
+        self.tables.iter().map(|(d, _)| d).chain(self.whole.iter())
+    }
+}
+
+/// Whether a statement may change what the schema read returned: a DDL naming one of its tables, any object of a
+/// database selected whole, or one of those databases itself; a statement that cannot be read counts when its
+/// default database is one of them. DDL on other tables of the same databases (an application's scratch tables)
+/// does not.
+pub fn concerns(sql: &str, default_db: &str, read: &Read) -> bool {
     match ddl::classify(sql, default_db) {
         Ok(Statement::Ddl(d)) => {
+            let database_level = d.object == ddl::Object::Database;
             d.names
                 .iter()
                 .chain(d.renames.iter().flat_map(|(a, b)| [a, b]))
                 .chain(d.like.iter())
                 .any(|n| {
-                    databases.contains(&n.db) || (n.db.is_empty() && databases.contains(&n.name))
+                    if database_level || n.name.is_empty() {
+                        let db = if n.db.is_empty() { &n.name } else { &n.db };
+                        read.dbs().any(|d| d == db)
+                    } else {
+                        read.tables.contains(&(n.db.clone(), n.name.clone()))
+                            || read.whole.contains(&n.db)
+                    }
                 })
-                || (d.names.is_empty() && databases.contains(default_db))
+                || (d.names.is_empty() && read.dbs().any(|d| d == default_db))
         }
         Ok(_) => false,
-        Err(_) => databases.contains(default_db),
+        Err(_) => read.dbs().any(|d| d == default_db),
     }
 }
 
@@ -98,18 +121,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ddl_on_the_selection_is_found_and_other_statements_are_not() {
-        let dbs: BTreeSet<String> = ["shop".to_string()].into();
-        assert!(concerns("ALTER TABLE shop.t ADD COLUMN c INT", "", &dbs));
-        assert!(concerns("ALTER TABLE t MODIFY v BIGINT", "shop", &dbs));
-        assert!(concerns("RENAME TABLE other.a TO shop.a", "", &dbs));
-        assert!(concerns("DROP DATABASE shop", "", &dbs));
+    fn ddl_on_what_was_read_is_found_and_other_statements_are_not() {
+        let read = Read {
+            tables: [("app".to_string(), "orders".to_string())].into(),
+            whole: ["shop".to_string()].into(),
+        };
+        assert!(concerns("ALTER TABLE shop.t ADD COLUMN c INT", "", &read));
+        assert!(concerns("CREATE TABLE t (id INT)", "shop", &read));
+        assert!(concerns("ALTER TABLE orders MODIFY v BIGINT", "app", &read));
+        assert!(concerns("RENAME TABLE other.a TO shop.a", "", &read));
+        assert!(concerns("DROP DATABASE shop", "", &read));
+        assert!(concerns(
+            "ALTER DATABASE app CHARACTER SET latin1",
+            "",
+            &read
+        ));
+        // Scratch tables beside the selected ones, other databases, grants and rows do not count.
+        assert!(!concerns("CREATE TABLE app.scratch (id INT)", "", &read));
+        assert!(!concerns("DROP TABLE scratch", "app", &read));
         assert!(!concerns(
             "ALTER TABLE other.t ADD COLUMN c INT",
             "shop",
-            &dbs
+            &read
         ));
-        assert!(!concerns("GRANT SELECT ON *.* TO 'u'@'%'", "shop", &dbs));
-        assert!(!concerns("INSERT INTO shop.t VALUES (1)", "shop", &dbs));
+        assert!(!concerns("GRANT SELECT ON *.* TO 'u'@'%'", "shop", &read));
+        assert!(!concerns("INSERT INTO shop.t VALUES (1)", "shop", &read));
     }
 }

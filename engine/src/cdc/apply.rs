@@ -1571,16 +1571,34 @@ impl Applier {
         // A mark written before fingerprints were recorded: "already done" errors are accepted instead.
         let replay = matches!(pending, Some((_, None)));
         let mariadb = matches!(self.gtids, Gtids::MariaDb(_));
+        // Sent as UTF-8 text instead of the logged bytes when the destination does not know the source's client
+        // character set or collations (another flavor's ids).
+        let mut utf8_text = false;
         for q in source.session.set_statements(mariadb) {
-            self.conn.query_drop(&q).await.map_err(|e| {
+            let Err(e) = self.conn.query_drop(&q).await else {
+                continue;
+            };
+            let e = Error::from(e);
+            let refused = |e: &Error, q: &str| {
                 Error::definite(
                     &codes::CDC_DDL,
                     format!(
-                        "the destination refused the source session's settings for DDL at {at}: {}; statement: {q}",
-                        Error::from(e)
+                        "the destination refused the source session's settings for DDL at {at}: {e}; statement: {q}"
                     ),
                 )
-            })?;
+            };
+            // Unknown collation or character set, a value the variable does not take: the other flavor's ids and
+            // sql_mode bits. The settings both flavors share are kept, the statement goes as utf8mb4 text.
+            if !matches!(e.mysql_errno(), Some(1273 | 1115 | 1231 | 1232)) {
+                return Err(refused(&e, &q));
+            }
+            tracing::warn!(at, error = %e, "the source session's character set or sql_mode is not the destination's: DDL replayed with the settings both servers share, as utf8mb4 text");
+            for p in source.session.portable_statements(mariadb) {
+                if let Err(e2) = self.conn.query_drop(&p).await {
+                    return Err(refused(&Error::from(e2), &p));
+                }
+            }
+            utf8_text = true;
         }
         for (i, sql) in statements.iter().enumerate() {
             let before = super::catalog::fingerprint(&mut self.conn, dbs).await?;
@@ -1607,7 +1625,9 @@ impl Applier {
                 return Err(self.meta.fenced_error(&mut self.conn, "DDL").await);
             }
             self.ddl_pending = Some(format!("{at}|{i}|{before}"));
-            let bytes: Vec<u8> = if sql == source.sql {
+            let bytes: Vec<u8> = if utf8_text {
+                sql.as_bytes().to_vec()
+            } else if sql == source.sql {
                 source.raw.to_vec()
             } else if let Some(b) = source.session.encode(sql) {
                 b

@@ -188,6 +188,22 @@ impl SessionContext {
         out
     }
 
+    /// The settings MySQL and MariaDB share, for a destination that refused `set_statements` (another flavor's
+    /// collation ids or sql_mode bits): the timestamp, sql_mode bits 0-31 (the same modes on both; MySQL's
+    /// NO_AUTO_CREATE_USER left out), time zone, foreign_key_checks, explicit_defaults_for_timestamp, and utf8mb4
+    /// for the statement's text.
+    pub fn portable_statements(&self, mariadb: bool) -> Vec<String> {
+        let shared = SessionContext {
+            sql_mode: self.sql_mode.map(|m| m & 0xFFFF_FFFF),
+            charset: None,
+            collation_database: None,
+            ..self.clone()
+        };
+        let mut out = shared.set_statements(mariadb);
+        out.push("SET NAMES utf8mb4".into());
+        out
+    }
+
     /// The character set the statement's bytes are in (character_set_client), when ferry knows its encoding.
     pub fn client_encoding(&self) -> Option<&'static encoding_rs::Encoding> {
         match self.charset {
@@ -362,6 +378,25 @@ mod tests {
                      collation_server = 8",
                     1_411_383_296u64 & !SQL_MODE_NO_AUTO_CREATE_USER
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn portable_settings_leave_out_the_flavor_specific_ones() {
+        let c = SessionContext {
+            ts_s: 5,
+            sql_mode: Some((1 << 32) | (1 << 28) | 2),
+            charset: Some((255, 255, 255)),
+            collation_database: Some(255),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.portable_statements(false),
+            vec![
+                "SET TIMESTAMP = 5".to_string(),
+                "SET SESSION sql_mode = 2".to_string(),
+                "SET NAMES utf8mb4".to_string()
             ]
         );
     }

@@ -82,7 +82,7 @@ codes! {
     CDC_DECODE = "FERRY-CDC-003", "binlog row cannot be decoded against the table's shape",
         "The table changed shape outside ferry's view (or the binlog is not ROW/FULL); the message names table and column.";
     CDC_UNSUPPORTED_BINLOG = "FERRY-CDC-004", "source binlog uses a setting ferry cannot read",
-        "The message names the setting (log_bin_compress, encrypt_binlog, binlog_row_value_options=PARTIAL_JSON); turn it off on the source.";
+        "The message names the setting (log_bin_compress, encrypt_binlog, binlog_alter_two_phase, binlog_row_value_options=PARTIAL_JSON); turn it off on the source.";
     CDC_PURGED = "FERRY-CDC-005", "binlog needed by the task is no longer on the source",
         "The source purged binlog files past the task's checkpoint; nothing was written. Raise binlog retention (binlog_expire_logs_seconds / expire_logs_days) and start the task again on a fresh destination.";
     CDC_UNIQUE_CONFLICT = "FERRY-CDC-006", "unique key conflict while applying the binlog",

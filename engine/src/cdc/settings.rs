@@ -27,6 +27,7 @@ const NAMES: &[&str] = &[
     "binlog_row_image",
     "binlog_row_metadata",
     "log_bin_compress",
+    "binlog_alter_two_phase",
     "binlog_row_value_options",
 ];
 
@@ -92,6 +93,15 @@ pub fn judge(flavor: Flavor, vars: &HashMap<String, String>) -> Vec<Setting> {
                 name: "log_bin_compress",
                 value: get("log_bin_compress"),
                 ok: get("log_bin_compress").is_none() || is("log_bin_compress", "OFF"),
+                need: "OFF",
+                code: &codes::CDC_UNSUPPORTED_BINLOG,
+            });
+            // 10.8+: an ALTER logged twice (START ALTER, then COMMIT or ROLLBACK ALTER), told apart only by GTID
+            // event fields ferry does not read: it would be replayed twice, or when the source rolled it back.
+            out.push(Setting {
+                name: "binlog_alter_two_phase",
+                value: get("binlog_alter_two_phase"),
+                ok: get("binlog_alter_two_phase").is_none() || is("binlog_alter_two_phase", "OFF"),
                 need: "OFF",
                 code: &codes::CDC_UNSUPPORTED_BINLOG,
             });

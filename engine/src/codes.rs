@@ -135,6 +135,8 @@ codes! {
         "The source ends one of two dumps under the same server_id. Run one `ferry run` per task (a cutover's drain takes the id over on purpose), and give every task and replica its own incremental.server_id.";
     CDC_XA = "FERRY-CDC-014", "an XA (two-phase) transaction is in the binlog",
         "ferry applies whole transactions exactly once and cannot hold a prepared XA branch across its own restarts, so it stops before writing any of it. Commit the application's XA work as ordinary transactions while the task runs, or migrate the tables it writes offline (schema + full after the writes stop).";
+    CDC_RECOPY_SNAPSHOT = "FERRY-CDC-015", "catch-up replayed foreign key cascades and the source cannot give the snapshot their tables must be re-copied under",
+        "Catch-up cannot tell from the destination which rows a cascade reached, so it re-reads the tables the cascades may have changed under a consistent snapshot whose binlog position the server reports; MariaDB does (binlog_snapshot_position), MySQL does not, and nothing was re-copied. Keep the application from deleting parent rows of ON DELETE CASCADE / SET NULL foreign keys and from changing the columns ON UPDATE rules follow while the copy runs (a quiet window, or those tables copied offline), then release the task and run it again on a fresh destination.";
     BENCH_SETUP = "FERRY-BEN-001", "the benchmark could not run a step",
         "The message names the step and what the server or tool said. `ferry bench` needs a MariaDB/MySQL server binary for its throwaway servers; anchor tools missing from PATH are skipped with a note, not an error.";
     BENCH_WRONG = "FERRY-BEN-002", "a benchmarked tool left the destination different from the source",

@@ -75,42 +75,54 @@ impl Position {
     /// GTID list from BINLOG_GTID_POS; elsewhere the current position.
     pub async fn start_point(conn: &mut Conn, flavor: Flavor) -> Result<Position> {
         if flavor == Flavor::MariaDb {
-            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-                .await
-                .ctx("taking the start position")?;
-            let rows: Vec<(String, String)> = conn
-                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-                .await
-                .ctx("taking the start position")?;
+            let p = Self::snapshot(conn).await?;
             conn.query_drop("COMMIT")
                 .await
                 .ctx("taking the start position")?;
-            let get = |n: &str| {
-                rows.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                    .map(|(_, v)| v.clone())
-            };
-            if let (Some(file), Some(pos)) =
-                (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
-            {
-                if let (false, Ok(pos)) = (file.is_empty(), pos.parse::<u64>()) {
-                    let gtid_list: Option<String> = conn
-                        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
-                        .await
-                        .ctx("BINLOG_GTID_POS")?;
-                    return Ok(Position::MariaDb {
-                        file,
-                        pos,
-                        gtid_list: gtid_list.unwrap_or_default(),
-                    });
-                }
-            }
-            return Err(Error::definite(
-                &codes::CDC_BINLOG_OFF,
-                "the server reports no binlog snapshot position (log_bin is OFF)",
-            ));
+            return Ok(p);
         }
         Self::current(conn, flavor).await
+    }
+
+    /// MariaDB: opens a consistent snapshot on `conn` (REPEATABLE READ) and returns the binlog position it
+    /// holds the source at (`binlog_snapshot_file` / `binlog_snapshot_position`: the end of the last transaction
+    /// the snapshot sees), with its GTID list. The transaction stays open: every read on `conn` until COMMIT sees
+    /// the source exactly as of that position. MySQL reports no such position.
+    pub async fn snapshot(conn: &mut Conn) -> Result<Position> {
+        for q in [
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        ] {
+            conn.query_drop(q).await.ctx("opening a source snapshot")?;
+        }
+        let rows: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .ctx("reading the snapshot's binlog position")?;
+        let get = |n: &str| {
+            rows.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        if let (Some(file), Some(pos)) =
+            (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+        {
+            if let (false, Ok(pos)) = (file.is_empty(), pos.parse::<u64>()) {
+                let gtid_list: Option<String> = conn
+                    .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
+                    .await
+                    .ctx("BINLOG_GTID_POS")?;
+                return Ok(Position::MariaDb {
+                    file,
+                    pos,
+                    gtid_list: gtid_list.unwrap_or_default(),
+                });
+            }
+        }
+        Err(Error::definite(
+            &codes::CDC_BINLOG_OFF,
+            "the server reports no binlog snapshot position (log_bin is OFF)",
+        ))
     }
 
     /// Orders two positions of the same log by file then offset (binlog file names sort by their numeric suffix).

@@ -844,8 +844,9 @@ async fn sim(command: SimCmd) -> Result<ExitCode, Error> {
                     println!(
                         "{schedules} schedules from seed {seed} in {:.1}s: {} transactions ({} rollbacks to a \
                          savepoint, {} key changes under FKs, {} DDL), {} commits, {} crashes and kills, {} stops, \
-                         {} pauses, {} re-deliveries, {} invariant checks; only prefixes of whole transactions shown, \
-                         destination equal to source in every one",
+                         {} pauses, {} re-deliveries, {} re-copy rounds of tables cascades reached in catch-up, {} \
+                         invariant checks; only prefixes of whole transactions shown, destination equal to source in \
+                         every one",
                         started.elapsed().as_secs_f64(),
                         t.transactions,
                         t.rollbacks_to_savepoint,
@@ -856,6 +857,7 @@ async fn sim(command: SimCmd) -> Result<ExitCode, Error> {
                         t.stops,
                         t.pauses,
                         t.redelivered,
+                        t.recopy_rounds,
                         t.checks
                     );
                     Ok(ExitCode::SUCCESS)

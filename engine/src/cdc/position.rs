@@ -191,13 +191,10 @@ impl std::fmt::Display for Position {
 
 /// `mysql-bin.000010` after `mysql-bin.000009`, also past 999999 where the suffix grows a digit.
 fn file_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let split = |s: &str| {
+    fn split(s: &str) -> (&str, u64) {
         let digits = s.len() - s.bytes().rev().take_while(u8::is_ascii_digit).count();
-        (
-            s[..digits].to_string(),
-            s[digits..].parse::<u64>().unwrap_or(0),
-        )
-    };
+        (&s[..digits], s[digits..].parse::<u64>().unwrap_or(0))
+    }
     split(a).cmp(&split(b))
 }
 

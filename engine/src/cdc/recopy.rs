@@ -380,7 +380,7 @@ async fn copy_keyed(
 /// One chunk in one destination transaction: rows that hold one of the chunk's unique values under another key go
 /// (copies from before the value moved: the snapshot re-creates them from their own chunk if it has them), then
 /// the destination's rows in the chunk's key range that the snapshot lacks, then the snapshot's rows are upserted,
-/// with the chunk's progress.
+/// with the chunk's progress. After it the chunk's unique values are held by the rows the snapshot gives them to.
 #[allow(clippy::too_many_arguments)]
 async fn write_chunk(
     dst: &mut Conn,
@@ -395,21 +395,30 @@ async fn write_chunk(
     let what = || format!("re-copying {}", t.display_name());
     let keys: Vec<Vec<Value>> = rows.iter().map(|r| sql::project(r, key)).collect();
     let own = sql::where_tuples(dest, key, &keys)?;
+    // Per unique key: rows holding one of the chunk's values other than the row the snapshot gives it to (a row of
+    // the chunk included: a multi-row upsert would otherwise update the holder through the unique key).
     let mut held = Vec::new();
     for u in &dest.uniques {
-        let values: Vec<Vec<Value>> = rows
+        let owned: Vec<usize> = u.columns.iter().chain(key).copied().collect();
+        let rows: Vec<&Vec<Value>> = rows
             .iter()
-            .map(|r| sql::project(r, &u.columns))
-            .filter(|v| !v.iter().any(Value::is_null))
+            .filter(|r| !sql::project(r, &u.columns).iter().any(Value::is_null))
             .collect();
-        if !values.is_empty() {
-            held.push(sql::where_tuples(dest, &u.columns, &values)?);
+        if rows.is_empty() {
+            continue;
         }
+        let values: Vec<Vec<Value>> = rows.iter().map(|r| sql::project(r, &u.columns)).collect();
+        let owners: Vec<Vec<Value>> = rows.iter().map(|r| sql::project(r, &owned)).collect();
+        held.push(format!(
+            "(({}) AND NOT ({}))",
+            sql::where_tuples(dest, &u.columns, &values)?,
+            sql::where_tuples(dest, &owned, &owners)?
+        ));
     }
     let mut tx = dst.start_transaction(TxOpts::default()).await.ctx(what())?;
     if !held.is_empty() {
         tx.query_drop(format!(
-            "DELETE FROM {} WHERE ({}) AND NOT ({own})",
+            "DELETE FROM {} WHERE {}",
             dest.qualified(),
             held.join(" OR ")
         ))

@@ -93,9 +93,15 @@ pub async fn read(cfg: &TaskConfig) -> Result<Status> {
             // ignore_and_proceed stays idempotent (catch-up) for the whole task (see `cdc::apply`).
             let idempotent =
                 cfg.schema.conflict_mode == crate::config::ConflictMode::IgnoreAndProceed;
+            // Past P1 with a re-copy round to run (or to finish) is still catch-up (see `cdc::recopy`).
+            let states: Vec<crate::cdc::recopy::Recorded> = recopy.iter().map(Into::into).collect();
             let exact = !idempotent
                 && match (&at, &c.p1) {
-                    (Some(a), Some(p1)) => a.cmp_in_log(p1).map(|o| o.is_ge()).unwrap_or(false),
+                    (Some(a), Some(p1)) => {
+                        a.cmp_in_log(p1).map(|o| o.is_ge()).unwrap_or(false)
+                            && crate::cdc::recopy::step(&states, p1, a, idempotent).ok()
+                                == Some(crate::cdc::recopy::Step::Nothing)
+                    }
                     _ => false,
                 };
             Some(IncrementalStatus {

@@ -259,17 +259,7 @@ pub async fn run(
         .map(|t| (t.db.clone(), t.name.clone()))
         .collect();
     let shown: Vec<String> = tables.iter().map(|t| t.display_name()).collect();
-    if source.info.flavor != Flavor::MariaDb {
-        return Err(Error::definite(
-            &codes::CDC_RECOPY_SNAPSHOT,
-            format!(
-                "catch-up followed foreign key cascades into {} while the copy ran; the rows they reached must be \
-                 re-read under a snapshot at a known binlog position, which {} does not report",
-                shown.join(", "),
-                source.info.version
-            ),
-        ));
-    }
+    snapshot_position_reported(source.info.flavor, &source.info.version, &shown)?;
     let pool = source.pool(Role::ReadRows, 1);
     let result = async {
         let mut src = Server::checkout(&pool, "source session for a re-copy").await?;
@@ -306,6 +296,24 @@ pub async fn run(
     .await;
     let _ = pool.disconnect().await;
     result
+}
+
+/// A round needs a snapshot whose binlog position the source reports: MariaDB's `binlog_snapshot_position`. MySQL
+/// has none (its P0 is the current position, not a snapshot's), and a position taken beside a snapshot could be
+/// off by any transaction committed between the two, so the round is refused there (FERRY-CDC-015) rather than run
+/// inexactly.
+pub fn snapshot_position_reported(flavor: Flavor, version: &str, tables: &[String]) -> Result<()> {
+    if flavor == Flavor::MariaDb {
+        return Ok(());
+    }
+    Err(Error::definite(
+        &codes::CDC_RECOPY_SNAPSHOT,
+        format!(
+            "catch-up followed foreign key cascades into {} while the copy ran; the rows they reached must be \
+             re-read under a snapshot at a known binlog position, which {version} does not report",
+            tables.join(", ")
+        ),
+    ))
 }
 
 /// Waits out a pause; true when asked to stop.
@@ -681,5 +689,15 @@ mod tests {
         );
         assert!(in_snapshot(&at(49), &at(50)).unwrap_or(false));
         assert!(!in_snapshot(&at(50), &at(50)).unwrap_or(true));
+    }
+
+    #[test]
+    fn a_source_without_a_snapshot_position_refuses_the_round_with_a_code() {
+        let tables = vec!["shop.orders".to_string()];
+        assert!(snapshot_position_reported(Flavor::MariaDb, "10.11.6-MariaDB", &tables).is_ok());
+        let e = snapshot_position_reported(Flavor::MySql, "8.0.36", &tables)
+            .expect_err("MySQL reports no snapshot position");
+        assert_eq!(e.code().id, codes::CDC_RECOPY_SNAPSHOT.id);
+        assert!(e.to_string().contains("shop.orders"), "{e}");
     }
 }

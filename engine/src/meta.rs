@@ -433,6 +433,21 @@ impl Meta {
         Ok(g)
     }
 
+    /// Records `conn` as the task's applier session before it takes any lock: a process stopped (SIGSTOP, a stalled
+    /// host) in its first transaction on a new session, a re-copy chunk or a batch, holds the task row's shared
+    /// lock and row locks under a session a cutover must end, not under the one the last checkpoint named.
+    pub async fn record_applier_session(&self, conn: &mut Conn) -> Result<()> {
+        // Fenced (a process a cutover fenced off names no session), on its own (autocommit: no lock kept).
+        conn.query_drop(format!(
+            "UPDATE {} c {} SET c.applier_connection = CONNECTION_ID() WHERE c.task = {}",
+            self.t("cdc"),
+            self.fence_join("c"),
+            string(&self.task)
+        ))
+        .await
+        .ctx("recording the applier's session")
+    }
+
     /// The destination session the task's applier last committed on (a cutover ends it: a stopped process may
     /// hold row locks there that the final drain would wait on).
     pub async fn applier_connection(&self, conn: &mut Conn) -> Result<Option<u64>> {

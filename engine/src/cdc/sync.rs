@@ -168,6 +168,7 @@ async fn attempt(
 ) -> Result<&'static str> {
     let dst_pool = destination.pool(Role::Write, 1);
     let mut conn = dst_pool.get_conn().await.ctx("destination")?;
+    meta.record_applier_session(&mut conn).await?;
     let state = meta.cdc(&mut conn).await?;
     let (Some(from), Some(mut p1)) = (state.resume_from().cloned(), state.p1.clone()) else {
         return Err(Error::definite(

@@ -445,7 +445,8 @@ async fn a_chunk_whose_commit_reply_was_lost_is_not_copied_twice() {
 }
 
 /// Copied in name order by one worker (a chunk of 500 rows): order lines, a self-referencing chain cut in two
-/// chunks, orders, customers, then a parent whose unique `sku` its children (and their children) follow.
+/// chunks, the lines' audit (no key), orders, customers, then a parent whose unique `sku` its children (and their
+/// children) follow.
 const CASCADE_SCHEMA: &[&str] = &[
     "CREATE DATABASE cas",
     "CREATE TABLE cas.d_customers (id INT PRIMARY KEY, name VARCHAR(40))",
@@ -455,6 +456,9 @@ const CASCADE_SCHEMA: &[&str] = &[
      FOREIGN KEY (o_id) REFERENCES cas.c_orders (id) ON DELETE CASCADE)",
     "CREATE TABLE cas.b_staff (id INT PRIMARY KEY, boss INT NULL, \
      FOREIGN KEY (boss) REFERENCES cas.b_staff (id) ON DELETE CASCADE)",
+    // Without a key (re-copied whole), below the order lines.
+    "CREATE TABLE cas.b_trail (line_id INT NOT NULL, note VARCHAR(20), \
+     FOREIGN KEY (line_id) REFERENCES cas.a_lines (id) ON DELETE CASCADE)",
     "CREATE TABLE cas.f_parent (id INT PRIMARY KEY, sku VARCHAR(8) NOT NULL UNIQUE)",
     "CREATE TABLE cas.e_child (id INT PRIMARY KEY, p_sku VARCHAR(8), n INT NOT NULL, UNIQUE (p_sku, n), \
      FOREIGN KEY (p_sku) REFERENCES cas.f_parent (sku) ON DELETE CASCADE ON UPDATE CASCADE)",
@@ -463,6 +467,7 @@ const CASCADE_SCHEMA: &[&str] = &[
     "INSERT INTO cas.d_customers SELECT seq, CONCAT('customer ', seq) FROM mysql.seq_1_to_4",
     "INSERT INTO cas.c_orders SELECT seq, 1 + seq % 4 FROM mysql.seq_1_to_40",
     "INSERT INTO cas.a_lines SELECT seq, 1 + seq % 40, seq FROM mysql.seq_1_to_200",
+    "INSERT INTO cas.b_trail SELECT 1 + seq % 200, 'audit' FROM mysql.seq_1_to_300",
     // Chains that cross the chunk boundary at 500: 900 -> 5 -> 901 -> 6 -> 902 -> 7, and 950 -> 10 -> 951 -> 11.
     "INSERT INTO cas.b_staff SELECT seq, NULL FROM mysql.seq_1_to_1000",
     "UPDATE cas.b_staff SET boss = 900 WHERE id = 5",
@@ -632,7 +637,7 @@ async fn cascades_replayed_onto_later_copies_match_the_source() {
             "SELECT name FROM ferry_meta.recopy WHERE copied_at IS NOT NULL ORDER BY name"
         )
         .await,
-        vec!["a_lines", "b_staff", "c_orders", "e_child", "e_grand"]
+        vec!["a_lines", "b_staff", "b_trail", "c_orders", "e_child", "e_grand"]
     );
 
     on(&source, CASCADES_IN_EXACT_MODE).await;
@@ -682,7 +687,7 @@ async fn a_recopy_killed_anywhere_resumes_from_the_metadata() {
         137,
         "killed after the last table, before P1 moved"
     );
-    assert_eq!(count(&destination, copied).await, 5);
+    assert_eq!(count(&destination, copied).await, 6);
     assert_eq!(
         count(
             &destination,
@@ -700,7 +705,7 @@ async fn a_recopy_killed_anywhere_resumes_from_the_metadata() {
             "SELECT COUNT(*) FROM ferry_meta.recopy r JOIN ferry_meta.cdc c ON c.task = r.task WHERE r.snapshot = c.p1"
         )
         .await,
-        5
+        6
     );
     assert_same_data(&source, &destination, "cas").await;
     on(&source, CASCADES_IN_EXACT_MODE).await;

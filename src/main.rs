@@ -675,6 +675,15 @@ fn print_incremental(i: &status::IncrementalStatus) {
         };
         println!("  {:<40} {}{note}", format!("{}.{}", t.db, t.name), t.state);
     }
+    // Tables catch-up followed foreign key cascades into: re-copied from a source snapshot at P1.
+    for r in &i.recopy {
+        let state = match (&r.snapshot, r.copied) {
+            (_, true) => format!("re-copied ({} rows)", r.rows),
+            (Some(_), false) => format!("re-copying ({} rows so far)", r.rows),
+            (None, false) => "to re-copy at P1 (cascades followed in catch-up)".into(),
+        };
+        println!("  {:<40} {state}", format!("{}.{}", r.db, r.name));
+    }
 }
 
 fn verify_exit(r: &VerifyReport) -> ExitCode {

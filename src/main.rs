@@ -688,6 +688,15 @@ fn print_incremental(i: &status::IncrementalStatus) {
         };
         println!("  {:<40} {}{note}", format!("{}.{}", t.db, t.name), t.state);
     }
+    // Tables catch-up followed foreign key cascades into: re-copied from a source snapshot at P1.
+    for r in &i.recopy {
+        let state = match (&r.snapshot, r.copied) {
+            (_, true) => format!("re-copied ({} rows)", r.rows),
+            (Some(_), false) => format!("re-copying ({} rows so far)", r.rows),
+            (None, false) => "to re-copy at P1 (cascades followed in catch-up)".into(),
+        };
+        println!("  {:<40} {state}", format!("{}.{}", r.db, r.name));
+    }
 }
 
 fn verify_exit(r: &VerifyReport) -> ExitCode {
@@ -857,8 +866,9 @@ async fn sim(command: SimCmd) -> Result<ExitCode, Error> {
                     println!(
                         "{schedules} schedules from seed {seed} in {:.1}s: {} transactions ({} rollbacks to a \
                          savepoint, {} key changes under FKs, {} DDL), {} commits, {} crashes and kills, {} stops, \
-                         {} pauses, {} re-deliveries, {} invariant checks; only prefixes of whole transactions shown, \
-                         destination equal to source in every one",
+                         {} pauses, {} re-deliveries, {} re-copy rounds of tables cascades reached in catch-up, {} \
+                         invariant checks; only prefixes of whole transactions shown, destination equal to source in \
+                         every one",
                         started.elapsed().as_secs_f64(),
                         t.transactions,
                         t.rollbacks_to_savepoint,
@@ -869,6 +879,7 @@ async fn sim(command: SimCmd) -> Result<ExitCode, Error> {
                         t.stops,
                         t.pauses,
                         t.redelivered,
+                        t.recopy_rounds,
                         t.checks
                     );
                     Ok(ExitCode::SUCCESS)

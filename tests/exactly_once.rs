@@ -481,7 +481,70 @@ async fn a_chunk_whose_commit_reply_was_lost_is_not_copied_twice() {
     );
 }
 
-/// Whether process `pid` is stopped (SIGSTOP), from /proc.
+/// Copied in name order by one worker (a chunk of 500 rows): order lines, a self-referencing chain cut in two
+/// chunks, the lines' audit (no key), orders, customers, then a parent whose unique `sku` its children (and their
+/// children) follow.
+const CASCADE_SCHEMA: &[&str] = &[
+    "CREATE DATABASE cas",
+    "CREATE TABLE cas.d_customers (id INT PRIMARY KEY, name VARCHAR(40))",
+    "CREATE TABLE cas.c_orders (id INT PRIMARY KEY, c_id INT NOT NULL, \
+     FOREIGN KEY (c_id) REFERENCES cas.d_customers (id) ON DELETE CASCADE)",
+    "CREATE TABLE cas.a_lines (id INT PRIMARY KEY, o_id INT NOT NULL, qty INT NOT NULL, \
+     FOREIGN KEY (o_id) REFERENCES cas.c_orders (id) ON DELETE CASCADE)",
+    "CREATE TABLE cas.b_staff (id INT PRIMARY KEY, boss INT NULL, \
+     FOREIGN KEY (boss) REFERENCES cas.b_staff (id) ON DELETE CASCADE)",
+    // Without a key (re-copied whole), below the order lines.
+    "CREATE TABLE cas.b_trail (line_id INT NOT NULL, note VARCHAR(20), \
+     FOREIGN KEY (line_id) REFERENCES cas.a_lines (id) ON DELETE CASCADE)",
+    "CREATE TABLE cas.f_parent (id INT PRIMARY KEY, sku VARCHAR(8) NOT NULL UNIQUE)",
+    "CREATE TABLE cas.e_child (id INT PRIMARY KEY, p_sku VARCHAR(8), n INT NOT NULL, UNIQUE (p_sku, n), \
+     FOREIGN KEY (p_sku) REFERENCES cas.f_parent (sku) ON DELETE CASCADE ON UPDATE CASCADE)",
+    "CREATE TABLE cas.e_grand (id INT PRIMARY KEY, csku VARCHAR(8), cn INT, v VARCHAR(20), \
+     FOREIGN KEY (csku, cn) REFERENCES cas.e_child (p_sku, n) ON DELETE SET NULL ON UPDATE CASCADE)",
+    "INSERT INTO cas.d_customers SELECT seq, CONCAT('customer ', seq) FROM mysql.seq_1_to_4",
+    "INSERT INTO cas.c_orders SELECT seq, 1 + seq % 4 FROM mysql.seq_1_to_40",
+    "INSERT INTO cas.a_lines SELECT seq, 1 + seq % 40, seq FROM mysql.seq_1_to_200",
+    "INSERT INTO cas.b_trail SELECT 1 + seq % 200, 'audit' FROM mysql.seq_1_to_300",
+    // Chains that cross the chunk boundary at 500: 900 -> 5 -> 901 -> 6 -> 902 -> 7, and 950 -> 10 -> 951 -> 11.
+    "INSERT INTO cas.b_staff SELECT seq, NULL FROM mysql.seq_1_to_1000",
+    "UPDATE cas.b_staff SET boss = 900 WHERE id = 5",
+    "UPDATE cas.b_staff SET boss = 5 WHERE id = 901",
+    "UPDATE cas.b_staff SET boss = 901 WHERE id = 6",
+    "UPDATE cas.b_staff SET boss = 6 WHERE id = 902",
+    "UPDATE cas.b_staff SET boss = 902 WHERE id = 7",
+    "UPDATE cas.b_staff SET boss = 950 WHERE id = 10",
+    "UPDATE cas.b_staff SET boss = 10 WHERE id = 951",
+    "UPDATE cas.b_staff SET boss = 951 WHERE id = 11",
+    "INSERT INTO cas.f_parent VALUES (1, 'A'), (2, 'B'), (3, 'C'), (4, 'D')",
+    "INSERT INTO cas.e_child SELECT seq, ELT(1 + seq % 4, 'A', 'B', 'C', 'D'), seq FROM mysql.seq_1_to_40",
+    "INSERT INTO cas.e_grand SELECT seq, ELT(1 + (1 + seq % 40) % 4, 'A', 'B', 'C', 'D'), 1 + seq % 40, 'grand' \
+     FROM mysql.seq_1_to_80",
+];
+
+/// What the application does while the copy stands after the order lines and the first half of the chain were
+/// copied, before the orders, customers, the chain's second half and the sku family were: the source's cascades
+/// reach rows that the copy took before (order lines, the chain's lower half) through rows it takes after (gone
+/// by then); a parent's sku goes and another parent takes it, its children following; a grandchild written just
+/// before its parent's sku moved it.
+const CASCADES_DURING_THE_COPY: &[&str] = &[
+    "DELETE FROM cas.d_customers WHERE id = 1",
+    "DELETE FROM cas.b_staff WHERE id = 900",
+    "UPDATE cas.e_grand SET v = 'touched' WHERE id = 1",
+    "DELETE FROM cas.f_parent WHERE id = 1",
+    "UPDATE cas.f_parent SET sku = 'A' WHERE id = 2",
+    "UPDATE cas.f_parent SET sku = 'Z' WHERE id = 3",
+];
+
+/// The same kinds of change once sync is exact.
+const CASCADES_IN_EXACT_MODE: &[&str] = &[
+    "DELETE FROM cas.d_customers WHERE id = 2",
+    "DELETE FROM cas.b_staff WHERE id = 950",
+    "UPDATE cas.e_grand SET v = 'touched again' WHERE id = 4",
+    "DELETE FROM cas.f_parent WHERE id = 2",
+    "UPDATE cas.f_parent SET sku = 'A' WHERE id = 4",
+];
+
+/// Whether process `pid` is stopped (SIGSTOP).
 fn stopped(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -679,4 +742,201 @@ async fn the_start_position_under_a_read_lock_agrees_with_its_gtids_under_load()
         locked_ok, reads,
         "every position read under the lock agrees with its GTID list"
     );
+}
+
+/// `ferry run --until-caught-up` that stops itself (SIGSTOP) after the copy's second chunk commits: the order lines
+/// and the chain's first half are copied, nothing else. `during` runs on the source then, and the run goes on with
+/// the other failpoints of `failpoints` armed; its exit code.
+async fn run_with_cascades_during_the_copy(
+    file: &str,
+    source: &Instance,
+    destination: &Instance,
+    failpoints: &str,
+) -> i32 {
+    let log =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cascades-during-the-copy.log");
+    eprintln!("ferry run logs to {}", log.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "-c", file, "--until-caught-up"])
+        .env(
+            "FERRY_FAILPOINTS",
+            format!("copy.chunk_committed=pause@2{failpoints}"),
+        )
+        .env("RUST_LOG", "ferry_engine=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawning ferry run");
+    let mut child = Reap(child);
+    let pid = child.0.id();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !stopped(pid) {
+        assert!(running(&mut child.0), "ferry run ended before the pause");
+        assert!(
+            Instant::now() < deadline,
+            "ferry run did not reach the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        rows(
+            destination,
+            "SELECT CONCAT(name, ':', chunk_no) FROM ferry_meta.chunks WHERE done_at IS NOT NULL ORDER BY name, chunk_no"
+        )
+        .await,
+        vec!["a_lines:0", "b_staff:0"],
+        "the copy stands after the order lines and the chain's first chunk"
+    );
+    on(source, CASCADES_DURING_THE_COPY).await;
+    let resumed = Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .expect("kill -CONT");
+    assert!(resumed.success());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let code = loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            break status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "ferry run did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "ferry run exited {code}\n{}",
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    code
+}
+
+/// Item 4, cascades replayed onto copies taken after them: the source deletes a customer after its order lines
+/// were copied and before its orders were, cuts a self-referencing chain whose lower half was copied before, gives
+/// a deleted parent's sku to another parent whose children follow it there, and moves a grandchild it had just
+/// written. Catch-up cannot tell from the destination which rows those cascades reached, so it re-copies the
+/// tables they may have changed from a source snapshot when it reaches P1, and the destination ends as the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cascades_replayed_onto_later_copies_match_the_source() {
+    logs();
+    let (source, destination) = pair().await;
+    on(&source, CASCADE_SCHEMA).await;
+    let mut cfg = online("cascades", &source, &destination, "cas");
+    cfg.full.workers = 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    assert_eq!(
+        run_with_cascades_during_the_copy(&file, &source, &destination, "").await,
+        0,
+        "copy, catch-up and exact mode"
+    );
+    // What the source did: the customer's orders and lines, the chain below 900, the old `A` children are gone;
+    // `B`'s children are `A`'s now, `C`'s are `Z`'s with their grandchildren.
+    assert_eq!(
+        count(&source, "SELECT COUNT(*) FROM cas.a_lines").await,
+        150
+    );
+    assert_eq!(
+        count(&source, "SELECT COUNT(*) FROM cas.b_staff").await,
+        994
+    );
+    assert_eq!(
+        count(
+            &source,
+            "SELECT COUNT(*) FROM cas.e_child WHERE p_sku = 'A'"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        count(&source, "SELECT COUNT(*) FROM cas.e_grand WHERE csku = 'Z'").await,
+        20
+    );
+    assert_same_data(&source, &destination, "cas").await;
+    // Re-copied: the tables the cascades reached, not their parents.
+    assert_eq!(
+        rows(
+            &destination,
+            "SELECT name FROM ferry_meta.recopy WHERE copied_at IS NOT NULL ORDER BY name"
+        )
+        .await,
+        vec!["a_lines", "b_staff", "b_trail", "c_orders", "e_child", "e_grand"]
+    );
+
+    on(&source, CASCADES_IN_EXACT_MODE).await;
+    assert_eq!(run_once(&file, ""), 0, "exact mode");
+    assert_same_data(&source, &destination, "cas").await;
+    let v = verify(&cfg).await;
+    assert!(v.consistent(), "verifier found differences: {v:?}");
+}
+
+/// The re-copy of the tables the cascades reached, killed in its middle and again after its last table: each run
+/// resumes from the metadata (a round cut short starts again under a new snapshot; one whole but not recorded as
+/// the new P1 only moves P1), cascades written while ferry is down included, and the destination ends as the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recopy_killed_anywhere_resumes_from_the_metadata() {
+    logs();
+    let (source, destination) = pair().await;
+    on(&source, CASCADE_SCHEMA).await;
+    let mut cfg = online("cascades-killed", &source, &destination, "cas");
+    cfg.full.workers = 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_task(&dir, &cfg);
+    // The round re-copies order lines (one chunk), the chain (two), then orders and the sku family: the second
+    // chunk is the chain's first.
+    assert_eq!(
+        run_with_cascades_during_the_copy(
+            &file,
+            &source,
+            &destination,
+            ",recopy.chunk_committed=crash@2"
+        )
+        .await,
+        137,
+        "killed in the middle of the re-copy"
+    );
+    let copied = "SELECT COUNT(*) FROM ferry_meta.recopy WHERE copied_at IS NOT NULL";
+    assert_eq!(count(&destination, copied).await, 1, "the order lines only");
+    on(
+        &source,
+        &[
+            "DELETE FROM cas.d_customers WHERE id = 3",
+            "UPDATE cas.f_parent SET sku = 'Y' WHERE id = 4",
+        ],
+    )
+    .await;
+    assert_eq!(
+        run_once(&file, "recopy.done=crash"),
+        137,
+        "killed after the last table, before P1 moved"
+    );
+    assert_eq!(count(&destination, copied).await, 6);
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM ferry_meta.recopy r JOIN ferry_meta.cdc c ON c.task = r.task WHERE r.snapshot = c.p1"
+        )
+        .await,
+        0,
+        "P1 has not moved to the snapshot yet"
+    );
+    on(&source, &["DELETE FROM cas.b_staff WHERE id = 950"]).await;
+    assert_eq!(run_once(&file, ""), 0, "the third run finishes");
+    assert_eq!(
+        count(
+            &destination,
+            "SELECT COUNT(*) FROM ferry_meta.recopy r JOIN ferry_meta.cdc c ON c.task = r.task WHERE r.snapshot = c.p1"
+        )
+        .await,
+        6
+    );
+    assert_same_data(&source, &destination, "cas").await;
+    on(&source, CASCADES_IN_EXACT_MODE).await;
+    assert_eq!(run_once(&file, ""), 0, "exact mode");
+    assert_same_data(&source, &destination, "cas").await;
+    let v = verify(&cfg).await;
+    assert!(v.consistent(), "verifier found differences: {v:?}");
 }

@@ -20,6 +20,10 @@ pub mod names {
     pub const APPLY_BEFORE_COMMIT: &str = "apply.before_commit";
     /// A replicated DDL ran on the destination; its checkpoint is not written yet.
     pub const APPLY_DDL_DONE: &str = "apply.ddl_done";
+    /// A chunk of catch-up's re-copy of the tables a replayed cascade reached committed (see `cdc::recopy`).
+    pub const RECOPY_CHUNK_COMMITTED: &str = "recopy.chunk_committed";
+    /// Every table of a re-copy round is copied under its snapshot; P1 has not moved to the snapshot yet.
+    pub const RECOPY_DONE: &str = "recopy.done";
     pub const CUTOVER_FENCED: &str = "cutover.fenced";
     pub const CUTOVER_DRAINED: &str = "cutover.drained";
     pub const ALL: &[&str] = &[
@@ -31,6 +35,8 @@ pub mod names {
         APPLY_BATCH_COMMITTED,
         APPLY_BEFORE_COMMIT,
         APPLY_DDL_DONE,
+        RECOPY_CHUNK_COMMITTED,
+        RECOPY_DONE,
         CUTOVER_FENCED,
         CUTOVER_DRAINED,
     ];
@@ -157,6 +163,7 @@ pub async fn hit(name: &'static str) -> Result<()> {
             }
             Action::Sleep(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
             Action::Pause => {
+                // The scenario runner's `when = { failpoint = ... }` reads this line.
                 eprintln!("failpoint {name} (hit {n}): pause");
                 let _ = std::process::Command::new("kill")
                     .args(["-STOP", &std::process::id().to_string()])

@@ -222,6 +222,22 @@ impl CdcState {
     }
 }
 
+/// A table whose rows catch-up's replay of a foreign key cascade may have changed (see `cdc::recopy`), and its
+/// re-copy from a source snapshot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecopyRow {
+    pub db: String,
+    pub name: String,
+    /// Where catch-up first followed a cascade into it (or `round` when the round's closure added it).
+    pub reached_at: String,
+    /// The source snapshot of the current (or last) re-copy round.
+    pub snapshot: Option<Position>,
+    /// Rows re-copied in this round so far.
+    pub rows: u64,
+    /// Every row re-copied under `snapshot`.
+    pub copied: bool,
+}
+
 /// A row moved aside in catch-up mode because another row took its unique value; a later event for its key
 /// supersedes it, otherwise it is reported when catch-up ends.
 /// The JSON form of a key or row stored in the metadata (`[{"UInt":7}]`): one encoding for the copy and the
@@ -327,6 +343,7 @@ impl Meta {
             "cdc_tables",
             "parked",
             "warnings",
+            "recopy",
         ] {
             tx.query_drop(format!(
                 "DELETE FROM {} WHERE task = {}",
@@ -414,6 +431,21 @@ impl Meta {
         })?;
         self.generation = g;
         Ok(g)
+    }
+
+    /// Records `conn` as the task's applier session before it takes any lock: a process stopped (SIGSTOP, a stalled
+    /// host) in its first transaction on a new session, a re-copy chunk or a batch, holds the task row's shared
+    /// lock and row locks under a session a cutover must end, not under the one the last checkpoint named.
+    pub async fn record_applier_session(&self, conn: &mut Conn) -> Result<()> {
+        // Fenced (a process a cutover fenced off names no session), on its own (autocommit: no lock kept).
+        conn.query_drop(format!(
+            "UPDATE {} c {} SET c.applier_connection = CONNECTION_ID() WHERE c.task = {}",
+            self.t("cdc"),
+            self.fence_join("c"),
+            string(&self.task)
+        ))
+        .await
+        .ctx("recording the applier's session")
     }
 
     /// The destination session the task's applier last committed on (a cutover ends it: a stopped process may
@@ -585,6 +617,13 @@ impl Meta {
                  row_json LONGTEXT NOT NULL, displaced_by LONGTEXT NOT NULL, at_position TEXT NOT NULL, \
                  parked_at DATETIME(6) NOT NULL, PRIMARY KEY (task, db, name, key_hash)) ENGINE=InnoDB",
                 self.t("parked")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 name VARCHAR(64) NOT NULL, reached_at TEXT NOT NULL, snapshot TEXT NULL, after_key LONGTEXT NULL, \
+                 `rows` BIGINT UNSIGNED NOT NULL DEFAULT 0, started_at DATETIME(6) NULL, copied_at DATETIME(6) NULL, \
+                 PRIMARY KEY (task, db, name)) ENGINE=InnoDB",
+                self.t("recopy")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, \
@@ -1166,6 +1205,169 @@ impl Meta {
                 created_at,
             })
             .collect())
+    }
+
+    /// The tables catch-up recorded for a re-copy and their re-copy state.
+    pub async fn recopy(&self, conn: &mut Conn) -> Result<Vec<RecopyRow>> {
+        type R = (String, String, String, Option<String>, u64, bool);
+        let rows: Vec<R> = conn
+            .query(format!(
+                "SELECT db, name, reached_at, snapshot, CAST(`rows` AS UNSIGNED), copied_at IS NOT NULL FROM {} \
+                 WHERE task = {} ORDER BY db, name",
+                self.t("recopy"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("reading the tables to re-copy")?;
+        rows.into_iter()
+            .map(|(db, name, reached_at, snapshot, rows, copied)| {
+                let snapshot = snapshot
+                    .map(|s| {
+                        serde_json::from_str(&s).map_err(|e| {
+                            Error::definite(
+                                &codes::META_CORRUPT,
+                                format!("stored re-copy snapshot of {db}.{name} `{s}`: {e}"),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                Ok(RecopyRow {
+                    db,
+                    name,
+                    reached_at,
+                    snapshot,
+                    rows,
+                    copied,
+                })
+            })
+            .collect()
+    }
+
+    /// Records (in the checkpoint's transaction) that a replayed cascade may have changed rows of a table.
+    pub fn recopy_reached_sql(&self, db: &str, name: &str, at: &str) -> String {
+        format!(
+            "INSERT IGNORE INTO {} (task, db, name, reached_at) VALUES ({}, {}, {}, {})",
+            self.t("recopy"),
+            string(&self.task),
+            string(db),
+            string(name),
+            string(at)
+        )
+    }
+
+    /// Starts a re-copy round under `snapshot`: `tables` (any not recorded yet are added) start over, and the
+    /// recorded tables not among them (no longer tracked) count as done. One transaction, fenced.
+    pub async fn recopy_start(
+        &self,
+        conn: &mut Conn,
+        tables: &[(String, String)],
+        snapshot: &Position,
+    ) -> Result<()> {
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .ctx("starting a re-copy")?;
+        for (db, name) in tables {
+            tx.query_drop(self.recopy_reached_sql(db, name, "round"))
+                .await
+                .ctx("starting a re-copy")?;
+        }
+        let listed: Vec<String> = tables
+            .iter()
+            .map(|(d, n)| format!("({}, {})", string(d), string(n)))
+            .collect();
+        let listed = if listed.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!("(r.db, r.name) IN ({})", listed.join(", "))
+        };
+        tx.query_drop(format!(
+            "UPDATE {} r {} SET r.snapshot = {}, r.after_key = NULL, r.`rows` = 0, r.started_at = NOW(6), \
+             r.copied_at = IF({listed}, NULL, NOW(6)) WHERE r.task = {}",
+            self.t("recopy"),
+            self.fence_join("r"),
+            string(&json(snapshot)),
+            string(&self.task)
+        ))
+        .await
+        .ctx("starting a re-copy")?;
+        if tx.affected_rows() == 0 {
+            tx.rollback().await.ctx("starting a re-copy")?;
+            return Err(self.fenced_error(conn, "starting a re-copy").await);
+        }
+        tx.commit().await.ctx("starting a re-copy")
+    }
+
+    /// The statement that records a re-copy chunk in its transaction: rows up to `after_key` (JSON) re-copied,
+    /// `rows` more of them, the table whole when `done`. Fenced: it matches nothing after a cutover.
+    pub fn recopy_chunk_sql(
+        &self,
+        db: &str,
+        name: &str,
+        after_key: Option<&str>,
+        rows: u64,
+        done: bool,
+    ) -> String {
+        format!(
+            "UPDATE {} r {} SET r.after_key = {}, r.`rows` = r.`rows` + {rows}, r.copied_at = {} \
+             WHERE r.task = {} AND r.db = {} AND r.name = {}",
+            self.t("recopy"),
+            self.fence_join("r"),
+            after_key.map(string).unwrap_or_else(|| "NULL".into()),
+            if done { "NOW(6)" } else { "NULL" },
+            string(&self.task),
+            string(db),
+            string(name)
+        )
+    }
+
+    /// Ends a re-copy round: P1 moves to its snapshot, and the rows catch-up parked in the re-copied tables are
+    /// dropped (the snapshot holds those tables as they are). One transaction, fenced.
+    pub async fn recopy_finish(
+        &self,
+        conn: &mut Conn,
+        snapshot: &Position,
+        tables: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .ctx("ending a re-copy")?;
+        let p1 = string(&json(snapshot));
+        tx.query_drop(format!(
+            "UPDATE {} c {} SET c.p1 = {p1} WHERE c.task = {}",
+            self.t("cdc"),
+            self.fence_join("c"),
+            string(&self.task)
+        ))
+        .await
+        .ctx("ending a re-copy")?;
+        let changed = tx.affected_rows();
+        // A second try writes the same P1 (no row changed): read back what the fenced update left.
+        let now: Option<Option<String>> = tx
+            .query_first(format!(
+                "SELECT p1 FROM {} WHERE task = {}",
+                self.t("cdc"),
+                string(&self.task)
+            ))
+            .await
+            .ctx("ending a re-copy")?;
+        if changed == 0 && now.flatten().as_deref() != Some(json(snapshot).as_str()) {
+            tx.rollback().await.ctx("ending a re-copy")?;
+            return Err(self.fenced_error(conn, "ending a re-copy").await);
+        }
+        for (db, name) in tables {
+            tx.query_drop(format!(
+                "DELETE FROM {} WHERE task = {} AND db = {} AND name = {}",
+                self.t("parked"),
+                string(&self.task),
+                string(db),
+                string(name)
+            ))
+            .await
+            .ctx("ending a re-copy")?;
+        }
+        tx.commit().await.ctx("ending a re-copy")
     }
 
     /// Rows parked in catch-up mode and not superseded yet.

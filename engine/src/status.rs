@@ -45,6 +45,8 @@ pub struct IncrementalStatus {
     pub rows_per_s: f64,
     /// Every table sync tracks or tracked: `syncing`, `renamed`, `dropped`, `detached`.
     pub tables: Vec<SyncedTable>,
+    /// Tables catch-up followed foreign key cascades into, re-copied from a source snapshot when it reaches P1.
+    pub recopy: Vec<crate::meta::RecopyRow>,
 }
 
 /// Warnings shown, at most.
@@ -72,6 +74,8 @@ pub async fn read(cfg: &TaskConfig) -> Result<Status> {
                 .await
                 .ctx("destination clock")?;
             let synced = meta.synced_tables(&mut conn).await?;
+            // Metadata written by a ferry without re-copy rounds has no such table until the next run.
+            let recopy = meta.recopy(&mut conn).await.unwrap_or_default();
             let source_position = source_position(cfg).await;
             let at = c.checkpoint.clone().or(c.p0.clone());
             let caught_up = match (&at, &source_position) {
@@ -89,9 +93,15 @@ pub async fn read(cfg: &TaskConfig) -> Result<Status> {
             // ignore_and_proceed stays idempotent (catch-up) for the whole task (see `cdc::apply`).
             let idempotent =
                 cfg.schema.conflict_mode == crate::config::ConflictMode::IgnoreAndProceed;
+            // Past P1 with a re-copy round to run (or to finish) is still catch-up (see `cdc::recopy`).
+            let states: Vec<crate::cdc::recopy::Recorded> = recopy.iter().map(Into::into).collect();
             let exact = !idempotent
                 && match (&at, &c.p1) {
-                    (Some(a), Some(p1)) => a.cmp_in_log(p1).map(|o| o.is_ge()).unwrap_or(false),
+                    (Some(a), Some(p1)) => {
+                        a.cmp_in_log(p1).map(|o| o.is_ge()).unwrap_or(false)
+                            && crate::cdc::recopy::step(&states, p1, a, idempotent).ok()
+                                == Some(crate::cdc::recopy::Step::Nothing)
+                    }
                     _ => false,
                 };
             Some(IncrementalStatus {
@@ -107,6 +117,7 @@ pub async fn read(cfg: &TaskConfig) -> Result<Status> {
                 transactions_per_s: c.transactions_per_s,
                 rows_per_s: c.rows_per_s,
                 tables: synced,
+                recopy,
             })
         }
         _ => None,

@@ -193,6 +193,15 @@ pub struct Applier {
     last_ts: u32,
     batch_rows: usize,
     parked: HashSet<(String, String, String)>,
+    /// Catch-up: the tables (destination names) a replayed cascade may have changed rows of, recorded durably with
+    /// the checkpoint; re-copied from a source snapshot when catch-up reaches P1 (see `recopy`).
+    reached: HashSet<Name>,
+    /// After that round: its snapshot (P1, moved there) and the tables it re-copied (destination names), whose rows
+    /// are left alone for the source transactions the snapshot holds.
+    recopied: Option<(Position, HashSet<Name>)>,
+    /// Catch-up reached P1 with tables to re-copy: the batch is committed, and sync runs the round before it reads
+    /// on.
+    recopy_due: bool,
     pub stats: ApplyStats,
 }
 
@@ -223,6 +232,19 @@ impl Applier {
             .into_iter()
             .map(|p| (p.db, p.name, p.key_json))
             .collect();
+        let recorded = meta.recopy(&mut conn).await?;
+        let states: Vec<super::recopy::Recorded> = recorded.iter().map(Into::into).collect();
+        let on_destination = |db: &str, name: &str| Name::new(names.db(db), names.table(db, name));
+        let reached: HashSet<Name> = if idempotent {
+            HashSet::new()
+        } else {
+            recorded
+                .iter()
+                .map(|r| on_destination(&r.db, &r.name))
+                .collect()
+        };
+        let recopied = (!idempotent && super::recopy::round_done(&states, &p1))
+            .then(|| (p1.clone(), reached.clone()));
         let mut applier = Applier {
             conn,
             meta,
@@ -258,6 +280,9 @@ impl Applier {
             last_ts: 0,
             batch_rows,
             parked,
+            reached,
+            recopied,
+            recopy_due: false,
             stats: ApplyStats::default(),
         };
         applier.refresh_cascade_children();
@@ -288,6 +313,58 @@ impl Applier {
         &self.committed
     }
 
+    /// Catch-up reached P1 after following cascades: the batch is committed, and nothing more may be applied until
+    /// sync ran the re-copy round (see `recopy`).
+    pub fn recopy_due(&self) -> bool {
+        self.recopy_due
+    }
+
+    /// Between the re-copy round and its snapshot's position: the destination holds the re-copied tables as of
+    /// the snapshot and the others as of the checkpoint, so a drain goes on to the snapshot.
+    pub fn before_snapshot(&self) -> Result<bool> {
+        match &self.recopied {
+            Some((s, _)) => super::recopy::in_snapshot(&self.at, s),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether rows of `t` (destination names) in the source transaction being applied are left alone: the round
+    /// re-copied `t` from a snapshot that holds the transaction already.
+    fn in_snapshot(&self, t: &Name) -> Result<bool> {
+        match &self.recopied {
+            Some((s, tables)) if tables.contains(t) => super::recopy::in_snapshot(&self.at, s),
+            _ => Ok(false),
+        }
+    }
+
+    /// Catch-up before the round: a cascade from `parent` is being followed through rows that may be copies from
+    /// after it; the tables it may change are recorded (with the next checkpoint) for the round.
+    fn record_reach(&mut self, parent: &Table, changes: &[(Vec<Value>, Option<Vec<Value>>)]) {
+        if self.idempotent || self.mode != Mode::CatchUp || self.recopied.is_some() {
+            return;
+        }
+        let mut reach = BTreeSet::new();
+        for (old, new) in changes {
+            let change = super::recopy::Change::between(old, new.as_deref());
+            reach.extend(super::recopy::reach(parent, change, |n| {
+                self.by_destination.get(n).map(|t| t.as_ref())
+            }));
+        }
+        for n in reach {
+            if self.reached.contains(&n) {
+                continue;
+            }
+            let db = self.names.source_db(&n.db);
+            let name = self.names.source_table(&db, &n.name);
+            tracing::info!(table = %n, at = %self.at, "catch-up follows a foreign key cascade into the table: it is re-copied from a source snapshot at P1");
+            self.extra.push(
+                self.meta
+                    .recopy_reached_sql(&db, &name, &self.at.to_string()),
+            );
+            self.reached.insert(n);
+        }
+    }
+
     /// Applies one item; `idle` says nothing else is waiting, so a finished batch should commit now. For a
     /// statement outside a transaction it returns the shape changes the reader must make before decoding on.
     pub async fn apply(&mut self, item: Item, idle: bool) -> Result<Option<Vec<Reshape>>> {
@@ -299,6 +376,10 @@ impl Applier {
             Item::Rows { table, kind, rows } => {
                 let table = self.destination_table(&table);
                 self.partial = true;
+                if self.in_snapshot(&Name::new(&table.db, &table.name))? {
+                    // The re-copy read this table after the transaction: its rows show it already.
+                    return Ok(None);
+                }
                 self.begin().await?;
                 for (before, after) in rows {
                     self.row(&table, kind, before, after).await?;
@@ -311,7 +392,16 @@ impl Applier {
                     self.commit().await?;
                 }
                 if passed_p1 {
-                    self.enter_exact().await?;
+                    if super::recopy::due_at_p1(
+                        !self.reached.is_empty(),
+                        self.recopied.is_some(),
+                        self.idempotent,
+                    ) {
+                        tracing::info!(at = %self.at, tables = self.reached.len(), "catch-up reached P1 after following foreign key cascades: the tables they reached are re-copied first");
+                        self.recopy_due = true;
+                    } else {
+                        self.enter_exact().await?;
+                    }
                 }
             }
             Item::Query {
@@ -1219,6 +1309,7 @@ impl Applier {
         changes: Vec<(Vec<Value>, Option<Vec<Value>>)>,
     ) -> Result<()> {
         type Change = (Arc<Table>, Vec<Value>, Option<Vec<Value>>);
+        self.record_reach(parent, &changes);
         let mut work: std::collections::VecDeque<Change> = changes
             .into_iter()
             .map(|(old, new)| (parent.clone(), old, new))
@@ -1226,6 +1317,11 @@ impl Applier {
         let mut seen: HashSet<(Name, String)> = HashSet::new();
         while let Some((t, old, new)) = work.pop_front() {
             for f in &t.followers {
+                if self.in_snapshot(&Name::new(&f.db, &f.table))? {
+                    // Re-copied from a snapshot that holds this cascade (and every level below: the round re-copies
+                    // the cascade's whole reach).
+                    continue;
+                }
                 let old_ref = sql::project(&old, &f.referenced);
                 if old_ref.iter().any(Value::is_null) {
                     continue; // NULL references nothing
@@ -1385,6 +1481,7 @@ impl Applier {
             return Ok((Vec::new(), opens_transaction));
         };
         let at = format!("{file}:{end}");
+        self.recopy_and_ddl(&plan, &at)?;
         tracing::info!(at = %at, statement = %excerpt(sql_text), "replicating DDL");
         if !plan.sql.is_empty() {
             if let Some(why) = &source.session.undecodable {
@@ -1450,6 +1547,57 @@ impl Applier {
         }
         self.refresh_cascade_children();
         Ok((changes, opens_transaction))
+    }
+
+    /// A DDL and the re-copy of the tables catch-up followed cascades into. Before the round, a recorded table
+    /// renamed (and followed) is recorded under its new name too. After it and before its snapshot's position, a
+    /// DDL on a re-copied table cannot be replayed: the re-copy read the table's rows under its shape as of the
+    /// checkpoint, after the statement changed it.
+    fn recopy_and_ddl(&mut self, plan: &Plan, at: &str) -> Result<()> {
+        let on_destination = |names: &crate::schema::model::NameMap, n: &Name| {
+            Name::new(names.db(&n.db), names.table(&n.db, &n.name))
+        };
+        if self.before_snapshot()? {
+            let touched = plan
+                .reread
+                .iter()
+                .chain(plan.gone.iter().map(|(n, _)| n))
+                .find(|n| {
+                    self.recopied
+                        .as_ref()
+                        .is_some_and(|(_, t)| t.contains(&on_destination(&self.names, n)))
+                });
+            if let Some(n) = touched {
+                let snapshot = self
+                    .recopied
+                    .as_ref()
+                    .map(|(s, _)| s.to_string())
+                    .unwrap_or_default();
+                return Err(Error::definite(
+                    &codes::CDC_DDL,
+                    format!(
+                        "DDL at {at} changes {n}, which catch-up re-copied from a source snapshot at {snapshot} (the \
+                         tables a replayed foreign key cascade reached) under its shape from before the statement; \
+                         ferry cannot replay the statement under rows read after it: release the task and run it \
+                         again on a fresh destination"
+                    ),
+                ));
+            }
+        }
+        if self.idempotent || self.mode != Mode::CatchUp || self.recopied.is_some() {
+            return Ok(());
+        }
+        for (old, gone) in &plan.gone {
+            if let super::scope::Gone::Renamed(new) = gone {
+                if self.reached.contains(&on_destination(&self.names, old))
+                    && self.reached.insert(on_destination(&self.names, new))
+                {
+                    self.extra
+                        .push(self.meta.recopy_reached_sql(&new.db, &new.name, at));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Classifies a statement; one the tokenizer cannot read stops the task only when it may concern it.

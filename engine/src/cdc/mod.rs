@@ -10,6 +10,7 @@ pub mod file;
 pub mod gtid;
 pub mod pipeline;
 pub mod position;
+pub mod recopy;
 pub mod scope;
 pub mod session;
 pub mod settings;

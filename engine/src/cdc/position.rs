@@ -81,40 +81,11 @@ impl Position {
     /// warning.
     pub async fn start_point(conn: &mut Conn, flavor: Flavor) -> Result<Position> {
         if flavor == Flavor::MariaDb {
-            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-                .await
-                .ctx("taking the start position")?;
-            let rows: Vec<(String, String)> = conn
-                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-                .await
-                .ctx("taking the start position")?;
+            let p = Self::snapshot(conn).await?;
             conn.query_drop("COMMIT")
                 .await
                 .ctx("taking the start position")?;
-            let get = |n: &str| {
-                rows.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                    .map(|(_, v)| v.clone())
-            };
-            if let (Some(file), Some(pos)) =
-                (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
-            {
-                if let (false, Ok(pos)) = (file.is_empty(), pos.parse::<u64>()) {
-                    let gtid_list: Option<String> = conn
-                        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
-                        .await
-                        .ctx("BINLOG_GTID_POS")?;
-                    return Ok(Position::MariaDb {
-                        file,
-                        pos,
-                        gtid_list: gtid_list.unwrap_or_default(),
-                    });
-                }
-            }
-            return Err(Error::definite(
-                &codes::CDC_BINLOG_OFF,
-                "the server reports no binlog snapshot position (log_bin is OFF)",
-            ));
+            return Ok(p);
         }
         match Self::under_read_lock(conn, flavor).await? {
             Some(p) => Ok(p),
@@ -159,6 +130,47 @@ impl Position {
                 Err(e.context("taking the start position under a global read lock"))
             }
         }
+    }
+
+    /// MariaDB: opens a consistent snapshot on `conn` (REPEATABLE READ) and returns the binlog position it
+    /// holds the source at (`binlog_snapshot_file` / `binlog_snapshot_position`: the end of the last transaction
+    /// the snapshot sees), with its GTID list. The transaction stays open: every read on `conn` until COMMIT sees
+    /// the source exactly as of that position. MySQL reports no such position.
+    pub async fn snapshot(conn: &mut Conn) -> Result<Position> {
+        for q in [
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        ] {
+            conn.query_drop(q).await.ctx("opening a source snapshot")?;
+        }
+        let rows: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .ctx("reading the snapshot's binlog position")?;
+        let get = |n: &str| {
+            rows.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        if let (Some(file), Some(pos)) =
+            (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+        {
+            if let (false, Ok(pos)) = (file.is_empty(), pos.parse::<u64>()) {
+                let gtid_list: Option<String> = conn
+                    .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
+                    .await
+                    .ctx("BINLOG_GTID_POS")?;
+                return Ok(Position::MariaDb {
+                    file,
+                    pos,
+                    gtid_list: gtid_list.unwrap_or_default(),
+                });
+            }
+        }
+        Err(Error::definite(
+            &codes::CDC_BINLOG_OFF,
+            "the server reports no binlog snapshot position (log_bin is OFF)",
+        ))
     }
 
     /// Orders two positions of the same log by file then offset (binlog file names sort by their numeric suffix).
@@ -231,13 +243,10 @@ impl std::fmt::Display for Position {
 
 /// `mysql-bin.000010` after `mysql-bin.000009`, also past 999999 where the suffix grows a digit.
 fn file_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let split = |s: &str| {
+    fn split(s: &str) -> (&str, u64) {
         let digits = s.len() - s.bytes().rev().take_while(u8::is_ascii_digit).count();
-        (
-            s[..digits].to_string(),
-            s[digits..].parse::<u64>().unwrap_or(0),
-        )
-    };
+        (&s[..digits], s[digits..].parse::<u64>().unwrap_or(0))
+    }
     split(a).cmp(&split(b))
 }
 

@@ -5,6 +5,7 @@ use super::apply::{Applier, Mode};
 use super::ddl::Name;
 use super::event::{Item, Reshape};
 use super::position::Position;
+use super::recopy;
 use super::scope::Scope;
 use super::stream::{BinlogReader, StartBy};
 use crate::codes;
@@ -97,6 +98,7 @@ pub async fn run_throttled(
     let mut retrier = crate::retry::Retrier::new(crate::retry::Windows::new(&cfg.retry));
     let mut target: Option<Position> = None;
     let mut applied_before = 0u64;
+    let mut recopies = 0u32;
     let result = loop {
         match attempt(
             cfg,
@@ -110,6 +112,15 @@ pub async fn run_throttled(
         )
         .await
         {
+            // Catch-up reached P1 after following cascades: the next attempt re-copies first. One round moves
+            // P1 past every table recorded, so a second request in a run is a defect, not a loop to go round.
+            Ok(RECOPY) if recopies < 2 => recopies += 1,
+            Ok(RECOPY) => {
+                break Err(Error::definite(
+                    &codes::META_CORRUPT,
+                    "catch-up asked for a second re-copy round after one ran",
+                ))
+            }
             Ok(ended) => {
                 report.ended = ended;
                 break Ok(());
@@ -141,6 +152,9 @@ pub async fn run_throttled(
     Ok(report)
 }
 
+/// What `apply_loop` returns when catch-up stopped at P1 for a re-copy round (see `recopy`).
+const RECOPY: &str = "recopy";
+
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
     cfg: &TaskConfig,
@@ -154,8 +168,9 @@ async fn attempt(
 ) -> Result<&'static str> {
     let dst_pool = destination.pool(Role::Write, 1);
     let mut conn = dst_pool.get_conn().await.ctx("destination")?;
+    meta.record_applier_session(&mut conn).await?;
     let state = meta.cdc(&mut conn).await?;
-    let (Some(from), Some(p1)) = (state.resume_from().cloned(), state.p1.clone()) else {
+    let (Some(from), Some(mut p1)) = (state.resume_from().cloned(), state.p1.clone()) else {
         return Err(Error::definite(
             &codes::CDC_NO_START,
             "no start or end-of-copy position recorded",
@@ -189,6 +204,51 @@ async fn attempt(
     drop(sconn);
 
     let (scope, tracked) = tracked_tables(cfg, meta, &mut conn).await?;
+
+    // Catch-up reached P1 after following foreign key cascades: the tables they reached are re-copied from a
+    // source snapshot, and P1 moves to it, before anything more is read (see `recopy`).
+    let idempotent = cfg.schema.conflict_mode == crate::config::ConflictMode::IgnoreAndProceed;
+    let recorded = meta.recopy(&mut conn).await?;
+    let states: Vec<recopy::Recorded> = recorded.iter().map(Into::into).collect();
+    match recopy::step(&states, &p1, &from, idempotent)? {
+        recopy::Step::Nothing => {}
+        recopy::Step::Finish(s) => {
+            let names: Vec<(String, String)> = recorded
+                .iter()
+                .map(|r| (r.db.clone(), r.name.clone()))
+                .collect();
+            meta.recopy_finish(&mut conn, &s, &names).await?;
+            info!(p1 = %s, "re-copy done before the last stop: P1 moved to its snapshot");
+            p1 = s;
+        }
+        recopy::Step::Run => {
+            let tables: Vec<&Table> = recopy::round_tables(&recorded, &tracked)
+                .iter()
+                .filter_map(|n| tracked.iter().find(|t| t.db == n.db && t.name == n.name))
+                .collect();
+            let ended = recopy::run(
+                source,
+                &mut conn,
+                meta,
+                &tables,
+                &from,
+                &crate::schema::model::NameMap::new(cfg),
+                cfg.full.chunk_rows,
+                throttle,
+                control,
+            )
+            .await;
+            match ended? {
+                recopy::Ended::Done(s) => p1 = s,
+                recopy::Ended::Stopped => {
+                    drop(conn);
+                    let _ = dst_pool.disconnect().await;
+                    let _ = src_pool.disconnect().await;
+                    return Ok("stopped");
+                }
+            }
+        }
+    }
     let by = match (&from, source.info.flavor) {
         (Position::MariaDb { gtid_list, .. }, Flavor::MariaDb) if !gtid_list.is_empty() => {
             StartBy::Gtid
@@ -356,6 +416,9 @@ async fn apply_loop(
                         return Err(Error::transient("binlog reader stopped"));
                     }
                 }
+                if applier.recopy_due() {
+                    return Ok(RECOPY);
+                }
             }
             _ = control.changed() => continue,
             _ = tokio::time::sleep(tick) => {
@@ -363,7 +426,12 @@ async fn apply_loop(
             }
         }
         if let Some(t) = target.as_ref() {
-            if applier.pending() == 0 && applier.position().cmp_in_log(t)?.is_ge() {
+            // Between a re-copy round and its snapshot's position the destination is not the source as of any
+            // one position: a drain goes on to the snapshot.
+            if applier.pending() == 0
+                && applier.position().cmp_in_log(t)?.is_ge()
+                && !applier.before_snapshot()?
+            {
                 return Ok("drained");
             }
         }

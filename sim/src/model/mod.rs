@@ -22,7 +22,7 @@ mod oracle;
 mod source;
 mod stream;
 
-use applier::{Dest, Session, Step};
+use applier::{Dest, RecopyStep, Session, Step};
 use db::{CHILD, GRANDCHILD, KV, NODE, PARENT};
 use oracle::Oracle;
 use rand::rngs::SmallRng;
@@ -31,9 +31,10 @@ use rand::{Rng, SeedableRng};
 use source::{Ev, Source, Workload};
 use stream::Reader;
 
-/// A way the applier went wrong, put in on purpose (negative controls): with it the checks must fail. The first
-/// four are defects the applier had; the last is what the engine's applier still does (its DDL session runs in UTC
-/// on its own clock, and the stream items carry no time zone).
+/// A way the applier went wrong, put in on purpose (negative controls): with it the checks must fail. All but
+/// `DdlUnderApplierContext` are defects the applier had (`FollowOneLevel` as the re-copy round would carry it:
+/// a cascade's reach taken one level down); `DdlUnderApplierContext` is what the engine's applier still does (its
+/// DDL session runs in UTC on its own clock, and the stream items carry no time zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Defect {
     /// The reader takes a query inside a transaction (SAVEPOINT) for a statement of its own, so the applier ends
@@ -43,19 +44,24 @@ pub enum Defect {
     CommitMidTransaction,
     /// A key change is applied as DELETE + INSERT, running the children's ON DELETE rules.
     KeyChangeAsDeleteInsert,
-    /// Catch-up follows a cascade one level down only.
+    /// Catch-up takes a cascade's reach one level down: it follows, records for the re-copy and re-copies the
+    /// direct children only.
     FollowOneLevel,
     /// The DDL runs under the applier's own session context (UTC, its clock) instead of the event's.
     DdlUnderApplierContext,
+    /// Catch-up follows cascades every level down through the destination's rows and re-copies nothing at P1 (the
+    /// applier before the re-copy round): rows copied after a cascade hide what it reached.
+    NoRecopy,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 5] = [
+    pub const ALL: [Defect; 6] = [
         Defect::QueryEndsTransaction,
         Defect::CommitMidTransaction,
         Defect::KeyChangeAsDeleteInsert,
         Defect::FollowOneLevel,
         Defect::DdlUnderApplierContext,
+        Defect::NoRecopy,
     ];
 }
 
@@ -77,9 +83,9 @@ pub struct Shape {
     /// Before each item of the stream: an idle tick, a pause, a stop or a kill (evenly).
     pub fault_per_mille: u32,
     /// Statements the family's foreign keys cascade are written while the family's tables are being copied, and a
-    /// restarted reader may re-deliver them. The engine's catch-up is known to diverge there (it follows a cascade
-    /// through the destination's rows, which may be copies from after it: see the `known_gap` test), so the seeded
-    /// schedules leave it off; catch-up still follows cascades written after the family's copy, before P1.
+    /// restarted reader may re-deliver them: catch-up then follows cascades through rows copied after them, and
+    /// only the re-copy round at P1 makes the tables they reach right. Off, they come after the family's copy only
+    /// (still before P1), and a re-delivery starts after the last of them.
     pub cascades_during_copy: bool,
     pub defect: Option<Defect>,
 }
@@ -107,6 +113,12 @@ pub struct Trace {
     /// mode.
     pub followed_in_catch_up: u64,
     pub cascaded_in_exact: u64,
+    /// Re-copy rounds started, cut short by a crash (between chunks or before P1 moved), chunks committed, and row
+    /// events left alone after a round because its snapshot held them.
+    pub recopy_rounds: u32,
+    pub recopy_rounds_cut: u32,
+    pub recopy_chunks: u64,
+    pub in_snapshot_rows: u64,
     /// Invariant checks made.
     pub checks: u64,
 }
@@ -129,6 +141,10 @@ impl Trace {
         self.faults_mid_transaction += t.faults_mid_transaction;
         self.followed_in_catch_up += t.followed_in_catch_up;
         self.cascaded_in_exact += t.cascaded_in_exact;
+        self.recopy_rounds += t.recopy_rounds;
+        self.recopy_rounds_cut += t.recopy_rounds_cut;
+        self.recopy_chunks += t.recopy_chunks;
+        self.in_snapshot_rows += t.in_snapshot_rows;
         self.checks += t.checks;
     }
 }
@@ -154,7 +170,7 @@ pub fn shape_of(seed: u64) -> Shape {
         },
         ddl: rng.random_bool(0.4),
         fault_per_mille: rng.random_range(0..100),
-        cascades_during_copy: false,
+        cascades_during_copy: rng.random_bool(0.5),
         defect: None,
     }
 }
@@ -198,6 +214,7 @@ fn run(shape: &Shape, rng: &mut SmallRng) -> Result<Trace, String> {
     order.shuffle(rng);
     let mut d = Dest {
         chunks_done: vec![false; order.len()],
+        reach_one_level: shape.defect == Some(Defect::FollowOneLevel),
         ..Default::default()
     };
     let chunk_of = |k: u64| -> usize {
@@ -302,6 +319,8 @@ fn run(shape: &Shape, rng: &mut SmallRng) -> Result<Trace, String> {
     }
     oracle.check(&d, "after the copy")?;
     let lag_s = rng.random_range(1..600);
+    // The newest snapshot a re-copy round took (the source only moves forward).
+    let mut last_snapshot = 0;
     // Sync from the checkpoint (P0 first), restarted after each stop, kill or crash.
     let mut restarts = 0;
     loop {
@@ -309,21 +328,59 @@ fn run(shape: &Shape, rng: &mut SmallRng) -> Result<Trace, String> {
         if restarts > RESTARTS_MAX {
             return Err(format!("sync made no progress in {RESTARTS_MAX} runs"));
         }
+        // Before reading, what the durable re-copy state asks (the engine's `recopy::step`): a round when catch-up
+        // reached P1 after following cascades, or only P1's move when a round was whole before a crash.
+        match d.recopy_step()? {
+            RecopyStep::Nothing => {}
+            RecopyStep::Finish(s) => {
+                d.finish_round(s);
+                oracle.check(&d, "after P1 moved to a re-copy's snapshot")?;
+            }
+            RecopyStep::Run => {
+                trace.recopy_rounds += 1;
+                let c = d.checkpoint.unwrap_or(p0);
+                let s = rng.random_range(c.max(last_snapshot)..=groups.len());
+                last_snapshot = s;
+                let snapshot = oracle.state(s).clone();
+                let chunk_rows = rng.random_range(1..=4);
+                let mut cut = false;
+                'round: for t in d.start_round(s) {
+                    let mut lo = None;
+                    loop {
+                        if crash(rng) {
+                            cut = true;
+                            break 'round;
+                        }
+                        let hi = d.recopy_chunk(t, &snapshot, lo, chunk_rows);
+                        trace.recopy_chunks += 1;
+                        oracle.check(&d, "after a re-copy chunk")?;
+                        match hi {
+                            Some(h) => lo = Some(h),
+                            None => break,
+                        }
+                    }
+                }
+                // A crash between chunks, or after the last one before P1 moved.
+                if cut || crash(rng) {
+                    trace.crashes += 1;
+                    trace.recopy_rounds_cut += 1;
+                    oracle.check(&d, "at a crash in a re-copy")?;
+                    continue;
+                }
+                d.finish_round(s);
+                oracle.check(&d, "after a re-copy")?;
+            }
+        }
         let mut from = d.checkpoint.unwrap_or(p0);
-        // Duplicated delivery: while still before P1 (catch-up), a restarted reader may start anywhere between P0
-        // and the checkpoint and deliver transactions that were applied already. (Exact mode resumes from the
-        // checkpoint only, as the engine does.)
-        // A cascade re-delivered is no more idempotent than one replayed onto a later copy (see
-        // `cascades_during_copy`), so by default a re-delivery starts after the last one.
-        let lowest = match groups[..from].iter().rposition(|g| g.cascading) {
-            Some(g) if !shape.cascades_during_copy => (g + 1).max(p0),
-            _ => p0,
-        };
-        if from < p1 && from > lowest && rng.random_bool(0.3) {
-            from = rng.random_range(lowest..from);
+        // Duplicated delivery: while still before the copy's P1 (catch-up over copies), a restarted reader may start
+        // anywhere between P0 and the checkpoint and deliver transactions that were applied already, cascades among
+        // them (followed through later rows, like those written during the copy: the round re-copies what they
+        // reach). From P1 on the engine resumes from the checkpoint only.
+        if from < p1 && from > p0 && rng.random_bool(0.3) {
+            from = rng.random_range(p0..from);
             trace.redelivered += 1;
         }
-        let mut s = Session::new(from, p1, shape.defect, lag_s)?;
+        let mut s = Session::new(&d, from, shape.defect, lag_s)?;
         let mut reader = Reader::new(shape.defect == Some(Defect::QueryEndsTransaction));
         let batch_txns = rng.random_range(1..=5);
         let mut pause_pending = false;
@@ -386,6 +443,11 @@ fn run(shape: &Shape, rng: &mut SmallRng) -> Result<Trace, String> {
                             trace.batches += 1;
                             oracle.check(&d, "after a commit")?;
                         }
+                        if s.recopy_due() {
+                            // The next run re-copies before it reads on.
+                            ended = true;
+                            break 'stream;
+                        }
                     }
                     Step::Statement { committed } => {
                         if committed {
@@ -416,6 +478,7 @@ fn run(shape: &Shape, rng: &mut SmallRng) -> Result<Trace, String> {
         }
         trace.followed_in_catch_up += s.followed_rows;
         trace.cascaded_in_exact += s.cascaded_rows;
+        trace.in_snapshot_rows += s.in_snapshot_rows;
         if ended {
             continue;
         }
@@ -436,11 +499,41 @@ fn run(shape: &Shape, rng: &mut SmallRng) -> Result<Trace, String> {
     Ok(trace)
 }
 
-/// Runs `n` schedules from `first_seed`; the first failure with its seed.
+/// Runs `n` schedules from `first_seed`; the first failure (the lowest failing seed) with its seed. Schedules are
+/// independent, so contiguous blocks of seeds run on the machine's cores; the answer does not depend on how many.
 pub fn run_many(first_seed: u64, n: u64) -> Result<Trace, (u64, String)> {
+    let end = first_seed.saturating_add(n);
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get() as u64)
+        .unwrap_or(1)
+        .clamp(1, n.max(1));
+    let block = n.div_ceil(threads);
+    let run_block = |from: u64| -> Result<Trace, (u64, String)> {
+        let mut total = Trace::default();
+        for s in from..from.saturating_add(block).min(end) {
+            total.add(&schedule(s).map_err(|e| (s, e))?);
+        }
+        Ok(total)
+    };
+    let results: Vec<Result<Trace, (u64, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let from = first_seed.saturating_add(i * block);
+                scope.spawn(move || run_block(from))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err((first_seed, "a schedule panicked".into())))
+            })
+            .collect()
+    });
     let mut total = Trace::default();
-    for s in first_seed..first_seed.saturating_add(n) {
-        total.add(&schedule(s).map_err(|e| (s, e))?);
+    for r in results {
+        // Blocks in seed order: the first error is the lowest failing seed.
+        total.add(&r?);
     }
     Ok(total)
 }
@@ -450,10 +543,15 @@ pub fn failures_with(defect: Defect, first_seed: u64, n: u64) -> (u64, Option<St
     let mut failed = 0;
     let mut first = None;
     for s in first_seed..first_seed.saturating_add(n) {
-        let shape = Shape {
+        let mut shape = Shape {
             defect: Some(defect),
             ..shape_of(s)
         };
+        if defect == Defect::NoRecopy {
+            // It can only show where the family's cascades come during its copy.
+            shape.fk = true;
+            shape.cascades_during_copy = true;
+        }
         if let Err(e) = schedule_with(&shape, s) {
             failed += 1;
             first.get_or_insert(e);

@@ -103,8 +103,6 @@ pub struct Group {
     pub events: Vec<Ev>,
     pub changes: Vec<Change>,
     pub ddl: Option<Ddl>,
-    /// It holds a statement the family's foreign keys cascade.
-    pub cascading: bool,
 }
 
 impl Group {
@@ -329,7 +327,6 @@ impl Source {
         let ts_s = self.clock_s;
         let mut body: Vec<Ev> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
-        let mut cascading = false;
         // Savepoints set: name, the state then, and where the binlog cache and the change log were.
         let mut savepoints: Vec<(u8, Db, usize, usize)> = Vec::new();
         for _ in 0..rng.random_range(1..=5) {
@@ -353,7 +350,6 @@ impl Source {
                     break;
                 };
                 self.stats.cascaded_rows += changes.len().saturating_sub(first + 1) as u64;
-                cascading |= cascades;
                 if t != KV {
                     if let (Some(b), Some(a)) = (before, after) {
                         if b[0] != a[0] {
@@ -382,7 +378,6 @@ impl Source {
             events,
             changes,
             ddl: None,
-            cascading,
         });
     }
 
@@ -455,7 +450,6 @@ impl Source {
             ],
             changes: Vec::new(),
             ddl: Some(ddl),
-            cascading: false,
         });
         self.stats.ddl += 1;
     }

@@ -478,7 +478,7 @@ async fn a_writer_read_only_does_not_stop_is_named_and_the_cutover_waits_for_it_
     // The application's privileged session never stops writing: the binlog never stands still, so the cutover
     // rolls back within its bound (read_only undone) and names the session.
     let (_ctl, run) = start_run(&cfg);
-    let run = wait_synced(&destination, "privileged", run, 0).await;
+    let run = wait_synced(&destination, "privileged", run, 1).await;
     let w = Writer::start(&source, app, "w1").await;
     let started = Instant::now();
     let r = cutover::run(&cfg).await.expect("cutover");
@@ -601,7 +601,7 @@ async fn the_final_position_waits_for_the_binlog_to_stand_still_and_ferrys_heart
     cfg.cutover.lag_s_max = 30;
     cfg.cutover.drain_s_max = 120;
     let (_ctl, run) = start_run(&cfg);
-    let run = wait_synced(&destination, "standstill", run, 0).await;
+    let run = wait_synced(&destination, "standstill", run, 1).await;
 
     // ferry's heartbeat writes the source every second under an account read_only does not stop (root here), but
     // not while the source is read-only: it would keep the binlog from standing still.

@@ -618,13 +618,7 @@ impl Meta {
                  parked_at DATETIME(6) NOT NULL, PRIMARY KEY (task, db, name, key_hash)) ENGINE=InnoDB",
                 self.t("parked")
             ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, db VARCHAR(64) NOT NULL, \
-                 name VARCHAR(64) NOT NULL, reached_at TEXT NOT NULL, snapshot TEXT NULL, after_key LONGTEXT NULL, \
-                 `rows` BIGINT UNSIGNED NOT NULL DEFAULT 0, started_at DATETIME(6) NULL, copied_at DATETIME(6) NULL, \
-                 PRIMARY KEY (task, db, name)) ENGINE=InnoDB",
-                self.t("recopy")
-            ),
+            self.recopy_table_sql(),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, \
                  db VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, \
@@ -1205,6 +1199,24 @@ impl Meta {
                 created_at,
             })
             .collect())
+    }
+
+    fn recopy_table_sql(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (task VARCHAR(64) NOT NULL, db VARCHAR(64) NOT NULL, \
+             name VARCHAR(64) NOT NULL, reached_at TEXT NOT NULL, snapshot TEXT NULL, after_key LONGTEXT NULL, \
+             `rows` BIGINT UNSIGNED NOT NULL DEFAULT 0, started_at DATETIME(6) NULL, copied_at DATETIME(6) NULL, \
+             PRIMARY KEY (task, db, name)) ENGINE=InnoDB",
+            self.t("recopy")
+        )
+    }
+
+    /// Creates the `recopy` table where metadata written by an earlier ferry lacks it (sync runs from `ferry
+    /// cutover` too, which does not create the metadata schema).
+    pub async fn ensure_recopy(&self, conn: &mut Conn) -> Result<()> {
+        conn.query_drop(self.recopy_table_sql())
+            .await
+            .ctx("creating the metadata schema on the destination")
     }
 
     /// The tables catch-up recorded for a re-copy and their re-copy state.

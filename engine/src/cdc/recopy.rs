@@ -316,6 +316,23 @@ pub fn snapshot_position_reported(flavor: Flavor, version: &str, tables: &[Strin
     ))
 }
 
+/// A read under the round's snapshot that failed. 1412 (ER_TABLE_DEF_CHANGED): a DDL changed the table after the
+/// snapshot was taken; the binlog then holds it between the checkpoint and the next snapshot too, where the applier
+/// refuses it, so the task stops here with the same code.
+fn snapshot_read_error(t: &Table, e: Error) -> Error {
+    if e.mysql_errno() == Some(1412) {
+        return Error::definite(
+            &codes::CDC_DDL,
+            format!(
+                "a DDL changed {} while catch-up re-copied it from a source snapshot (the tables a replayed foreign \
+                 key cascade reached): release the task and run it again on a fresh destination",
+                t.display_name()
+            ),
+        );
+    }
+    e.context(format!("re-copying {}", t.display_name()))
+}
+
 /// Waits out a pause; true when asked to stop.
 async fn stop_asked(control: &mut watch::Receiver<Control>) -> bool {
     while *control.borrow() == Control::Pause {
@@ -353,7 +370,7 @@ async fn copy_keyed(
         let found: Vec<mysql_async::Row> = src
             .exec(q, ())
             .await
-            .ctx(format!("re-copying {}", t.display_name()))?;
+            .map_err(|e| snapshot_read_error(t, e.into()))?;
         let full = found.len() as u64 >= chunk_rows;
         let rows: Vec<Vec<Value>> = found
             .into_iter()
@@ -479,7 +496,7 @@ async fn copy_keyless(
     let mut result = src
         .exec_iter(plan::select_chunk_sql(t, &present, None, None)?, ())
         .await
-        .ctx(what())?;
+        .map_err(|e| snapshot_read_error(t, e.into()))?;
     let (mut batch, mut bytes, mut n) = (Vec::new(), 0usize, 0u64);
     loop {
         let row = result.next().await.ctx(what())?;

@@ -208,6 +208,7 @@ async fn attempt(
     // Catch-up reached P1 after following foreign key cascades: the tables they reached are re-copied from a
     // source snapshot, and P1 moves to it, before anything more is read (see `recopy`).
     let idempotent = cfg.schema.conflict_mode == crate::config::ConflictMode::IgnoreAndProceed;
+    meta.ensure_recopy(&mut conn).await?;
     let recorded = meta.recopy(&mut conn).await?;
     let states: Vec<recopy::Recorded> = recorded.iter().map(Into::into).collect();
     match recopy::step(&states, &p1, &from, idempotent)? {

@@ -115,8 +115,6 @@ pub struct EventDecoder {
     ddl_group_continues: bool,
     /// Between XA START and XA PREPARE (or the end of a one-phase XA): rows of a tracked table are refused.
     xa_group: bool,
-    /// The xid of the XA branch being read (as the statement spells it).
-    xa_xid: String,
     /// XA branches seen prepared without rows of a tracked table: their XA COMMIT / ROLLBACK passes. Bounded; a
     /// branch not known here (prepared before ferry started reading, or forgotten) is refused at its commit.
     xa_untracked: std::collections::VecDeque<String>,
@@ -137,17 +135,25 @@ impl EventDecoder {
             in_group: false,
             ddl_group_continues: false,
             xa_group: false,
-            xa_xid: String::new(),
             xa_untracked: std::collections::VecDeque::new(),
             payload_end: None,
         }
     }
 
-    fn remember_xa(&mut self, xid: String) {
+    /// An XA branch's prepare ends its group; its rows touched no tracked table (they would have been refused), so
+    /// the branch is remembered and its XA COMMIT or ROLLBACK passes too.
+    fn xa_prepared(&mut self, xid: String, end: u64, ts: u32) -> Item {
+        self.xa_group = false;
+        self.in_group = false;
         if self.xa_untracked.len() >= XA_REMEMBERED_MAX {
             self.xa_untracked.pop_front();
         }
         self.xa_untracked.push_back(xid);
+        Item::Commit {
+            file: self.file.clone(),
+            end,
+            ts,
+        }
     }
 
     /// An XA statement: START opens the branch's group, END passes, COMMIT/ROLLBACK of a branch ferry saw prepared
@@ -164,7 +170,6 @@ impl EventDecoder {
             "START" | "BEGIN" => {
                 self.xa_group = true;
                 self.in_group = true;
-                self.xa_xid = xid;
                 Ok(None)
             }
             "END" => Ok(None),
@@ -172,15 +177,7 @@ impl EventDecoder {
                 if !self.xa_group {
                     return Err(xa_refused(at, "XA PREPARE outside an XA group"));
                 }
-                self.xa_group = false;
-                self.in_group = false;
-                let xid = std::mem::take(&mut self.xa_xid);
-                self.remember_xa(xid);
-                Ok(Some(Item::Commit {
-                    file: self.file.clone(),
-                    end,
-                    ts,
-                }))
+                Ok(Some(self.xa_prepared(xid, end, ts)))
             }
             "COMMIT" | "ROLLBACK" => {
                 let one_phase = self.xa_group && xid.to_ascii_uppercase().ends_with("ONE PHASE");
@@ -278,18 +275,10 @@ impl EventDecoder {
                 if !self.xa_group {
                     return Err(xa_refused(&at(), "XA PREPARE outside an XA group"));
                 }
-                self.xa_group = false;
-                self.in_group = false;
-                self.xa_xid.clear();
                 // The xid comes with the event (MariaDB has no XA START statement: its GTID event opens the branch).
-                self.remember_xa(prepared_xid(event.data()).ok_or_else(|| {
-                    xa_refused(&at(), "XA PREPARE event without a readable xid")
-                })?);
-                return Ok(Some(Item::Commit {
-                    file: self.file.clone(),
-                    end,
-                    ts,
-                }));
+                let xid = prepared_xid(event.data())
+                    .ok_or_else(|| xa_refused(&at(), "XA PREPARE event without a readable xid"))?;
+                return Ok(Some(self.xa_prepared(xid, end, ts)));
             }
             mariadb::BINLOG_CHECKPOINT | mariadb::GTID_LIST => {
                 return Ok((end > 0).then(|| Item::Skip { file: self.file.clone(), end }))
